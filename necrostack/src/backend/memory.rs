@@ -1,0 +1,260 @@
+//! [`InMemoryBackend`]: a FIFO queue inside the process.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use super::{Backend, BackendError, Completion, DeadLetter, Delivery};
+use crate::envelope::AnyEnvelope;
+
+/// A FIFO queue in the memory of one process; the default backend of a spine.
+///
+/// Events stay typed: nothing is serialized on this path. [`pull`](Backend::pull) waits
+/// up to its timeout for an event. An optional capacity bounds the queue: `enqueue` then
+/// waits for room (backpressure), while the events organs emit are always accepted, since
+/// the spine that would make room is the one emitting. [`close`](Backend::close) discards
+/// what is pending. Dead letters are kept and can be read back with
+/// [`dead_letters`](InMemoryBackend::dead_letters).
+///
+/// Cloning gives another handle to the same queue, e.g. to inspect it while a spine runs.
+///
+/// ```
+/// use necrostack::{Backend, Envelope, Event, InMemoryBackend};
+/// use serde::{Deserialize, Serialize};
+/// use std::time::Duration;
+///
+/// #[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
+/// struct Knock;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), necrostack::backend::BackendError> {
+/// let backend = InMemoryBackend::new();
+/// backend.enqueue(vec![Envelope::new(Knock).into()]).await?;
+/// let batch = backend.pull(10, Duration::ZERO).await?;
+/// assert_eq!(batch.len(), 1);
+/// assert!(backend.pull(10, Duration::from_millis(5)).await?.is_empty());
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone, Default)]
+pub struct InMemoryBackend {
+    shared: Arc<Shared>,
+}
+
+#[derive(Default)]
+struct Shared {
+    state: Mutex<State>,
+    /// Signalled when events arrive or the backend closes.
+    readable: Notify,
+    /// Signalled when room frees up or the backend closes.
+    writable: Notify,
+    capacity: Option<usize>,
+}
+
+#[derive(Default)]
+struct State {
+    /// Events with the number of times each was delivered before.
+    queue: VecDeque<(AnyEnvelope, u32)>,
+    dead_letters: Vec<DeadLetter>,
+    closed: bool,
+    /// Pullers asleep on `readable`: enqueuing skips the wake-up when there are none.
+    sleeping_pullers: usize,
+    /// Producers asleep on `writable`.
+    sleeping_producers: usize,
+}
+
+impl InMemoryBackend {
+    /// An unbounded queue.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A queue holding at most `capacity` events enqueued from outside the spine; a
+    /// batch larger than the capacity is accepted only into an empty queue.
+    ///
+    /// # Panics
+    /// If `capacity` is 0.
+    pub fn bounded(capacity: usize) -> Self {
+        assert!(
+            capacity > 0,
+            "InMemoryBackend::bounded: capacity must be at least 1"
+        );
+        InMemoryBackend {
+            shared: Arc::new(Shared {
+                capacity: Some(capacity),
+                ..Shared::default()
+            }),
+        }
+    }
+
+    /// How many events are waiting.
+    pub fn len(&self) -> usize {
+        self.lock().queue.len()
+    }
+
+    /// Whether no events are waiting.
+    pub fn is_empty(&self) -> bool {
+        self.lock().queue.is_empty()
+    }
+
+    /// A copy of the dead letters stored so far, oldest first.
+    pub fn dead_letters(&self) -> Vec<DeadLetter> {
+        self.lock().dead_letters.clone()
+    }
+
+    /// Removes and returns the dead letters stored so far, oldest first.
+    pub fn take_dead_letters(&self) -> Vec<DeadLetter> {
+        std::mem::take(&mut self.lock().dead_letters)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // No code path panics while holding the lock; recover rather than propagate.
+        self.shared
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn wake_pullers(&self, state: &State) {
+        if state.sleeping_pullers > 0 {
+            self.shared.readable.notify_waiters();
+        }
+    }
+}
+
+/// Decrements a sleeper count when a waiting future finishes or is dropped.
+struct Sleeping<'a> {
+    backend: &'a InMemoryBackend,
+    count: fn(&mut State) -> &mut usize,
+}
+
+impl<'a> Sleeping<'a> {
+    fn register(
+        backend: &'a InMemoryBackend,
+        state: &mut State,
+        count: fn(&mut State) -> &mut usize,
+    ) -> Self {
+        *count(state) += 1;
+        Sleeping { backend, count }
+    }
+}
+
+impl Drop for Sleeping<'_> {
+    fn drop(&mut self) {
+        let mut state = self.backend.lock();
+        *(self.count)(&mut state) -= 1;
+    }
+}
+
+impl Backend for InMemoryBackend {
+    type Receipt = ();
+
+    async fn enqueue(&self, events: Vec<AnyEnvelope>) -> Result<(), BackendError> {
+        loop {
+            let room = self.shared.writable.notified();
+            tokio::pin!(room);
+            room.as_mut().enable();
+            let _sleeping = {
+                let mut state = self.lock();
+                if state.closed {
+                    return Err(BackendError::Closed);
+                }
+                let fits = match self.shared.capacity {
+                    None => true,
+                    Some(capacity) => {
+                        state.queue.is_empty() || state.queue.len() + events.len() <= capacity
+                    }
+                };
+                if fits {
+                    state.queue.extend(events.into_iter().map(|e| (e, 0)));
+                    self.wake_pullers(&state);
+                    return Ok(());
+                }
+                Sleeping::register(self, &mut state, |s| &mut s.sleeping_producers)
+            };
+            room.await;
+        }
+    }
+
+    async fn pull(&self, max: usize, timeout: Duration) -> Result<Vec<Delivery<()>>, BackendError> {
+        let deadline = Instant::now().checked_add(timeout);
+        loop {
+            let arrival = self.shared.readable.notified();
+            tokio::pin!(arrival);
+            arrival.as_mut().enable();
+            let _sleeping = {
+                let mut state = self.lock();
+                if state.closed {
+                    return Err(BackendError::Closed);
+                }
+                if !state.queue.is_empty() {
+                    let take = max.min(state.queue.len());
+                    let batch = state
+                        .queue
+                        .drain(..take)
+                        .map(|(envelope, delivered)| Delivery {
+                            envelope,
+                            receipt: (),
+                            attempt: delivered + 1,
+                        })
+                        .collect();
+                    if state.sleeping_producers > 0 {
+                        self.shared.writable.notify_waiters();
+                    }
+                    return Ok(batch);
+                }
+                if timeout.is_zero() || deadline.is_some_and(|d| Instant::now() >= d) {
+                    return Ok(Vec::new());
+                }
+                Sleeping::register(self, &mut state, |s| &mut s.sleeping_pullers)
+            };
+            match deadline {
+                Some(deadline) => {
+                    // On expiry, loop once more: the check above returns what arrived
+                    // in the meantime, or an empty batch.
+                    let _ = tokio::time::timeout_at(deadline, arrival).await;
+                }
+                None => arrival.await,
+            }
+        }
+    }
+
+    async fn complete(&self, _receipt: (), completion: Completion) -> Result<(), BackendError> {
+        let mut state = self.lock();
+        if state.closed {
+            return Err(BackendError::Closed);
+        }
+        state
+            .queue
+            .extend(completion.emitted.into_iter().map(|e| (e, 0)));
+        state.dead_letters.extend(completion.dead_letters);
+        self.wake_pullers(&state);
+        Ok(())
+    }
+
+    async fn release(&self, deliveries: Vec<Delivery<()>>) -> Result<(), BackendError> {
+        let mut state = self.lock();
+        if state.closed {
+            return Err(BackendError::Closed);
+        }
+        for delivery in deliveries.into_iter().rev() {
+            state
+                .queue
+                .push_front((delivery.envelope, delivery.attempt));
+        }
+        self.wake_pullers(&state);
+        Ok(())
+    }
+
+    async fn close(&self) -> Result<(), BackendError> {
+        let mut state = self.lock();
+        state.closed = true;
+        state.queue.clear();
+        self.shared.readable.notify_waiters();
+        self.shared.writable.notify_waiters();
+        Ok(())
+    }
+}

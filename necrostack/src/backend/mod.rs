@@ -1,0 +1,175 @@
+//! The [`Backend`] trait: where events wait between organs.
+//!
+//! A backend stores envelopes, hands them to a spine in batches, and learns what became
+//! of each one. The spine needs five operations:
+//!
+//! * [`enqueue`](Backend::enqueue): store new events (from `Spine::emit` and producers);
+//! * [`pull`](Backend::pull): take up to `max` events, waiting at most `timeout`;
+//! * [`complete`](Backend::complete): the handling of one delivery is over; store what it
+//!   emitted and its dead letters, and acknowledge it, **in one step** where the backend
+//!   can (so a crash never leaves half of the output, nor output without the ack);
+//! * [`release`](Backend::release): give back deliveries that were pulled but never
+//!   started (on shutdown or when a run stops at `max_steps`), so they are delivered again;
+//! * [`close`](Backend::close): stop; later calls fail with [`BackendError::Closed`].
+//!
+//! Delivery is at least once: a delivery that is neither completed nor released (the
+//! process died) must eventually be delivered again. `pull` must be cancel-safe: if its
+//! future is dropped, nothing it took may be lost.
+//!
+//! The conformance suite in the repository's `tests/` runs every backend through the
+//! same tests; run it against a new backend before relying on it.
+
+pub mod memory;
+
+use std::fmt;
+use std::future::Future;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use crate::envelope::AnyEnvelope;
+use crate::error::BoxError;
+use crate::wire::EncodeError;
+
+/// One event handed to a spine, with the token the backend needs to acknowledge it.
+#[derive(Debug)]
+pub struct Delivery<R> {
+    /// The event.
+    pub envelope: AnyEnvelope,
+    /// Backend-specific acknowledgement token (a stream entry id, or `()` in memory).
+    pub receipt: R,
+    /// Which delivery of this event this is, starting at 1. More than 1 means an earlier
+    /// handling did not complete (a crash, or the event was released).
+    pub attempt: u32,
+}
+
+/// The outcome of handling one delivery, passed to [`Backend::complete`].
+#[derive(Debug, Default)]
+pub struct Completion {
+    /// Events the organs emitted, in order, lineage filled in.
+    pub emitted: Vec<AnyEnvelope>,
+    /// Events to move to the dead-letter store (usually the delivered event itself).
+    pub dead_letters: Vec<DeadLetter>,
+}
+
+/// An event that could not be handled, with the reason, kept for inspection or replay.
+#[derive(Debug, Clone)]
+pub struct DeadLetter {
+    /// The event as it was delivered.
+    pub envelope: AnyEnvelope,
+    /// Why it was dead-lettered.
+    pub reason: DeadLetterReason,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+/// Why an event was moved to the dead-letter store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DeadLetterReason {
+    /// An organ failed (error, panic or timeout) and the failure policy dead-letters.
+    HandlerFailed {
+        /// The organ's name.
+        organ: String,
+        /// The last error, as text.
+        error: String,
+        /// How many times the organ was tried.
+        attempts: u32,
+    },
+    /// The payload does not decode as the type listening to its name.
+    Undecodable {
+        /// The decoding error, as text.
+        error: String,
+    },
+    /// The event is deeper in its causal chain than the spine's depth limit allows:
+    /// probably a loop of organs emitting each other forever.
+    ProbableLoop {
+        /// The event's depth.
+        depth: u32,
+        /// The configured limit.
+        limit: u32,
+    },
+}
+
+impl fmt::Display for DeadLetterReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DeadLetterReason::HandlerFailed {
+                organ,
+                error,
+                attempts,
+            } => write!(
+                f,
+                "organ {organ} failed after {attempts} attempt(s): {error}"
+            ),
+            DeadLetterReason::Undecodable { error } => write!(f, "undecodable event: {error}"),
+            DeadLetterReason::ProbableLoop { depth, limit } => write!(
+                f,
+                "probable loop: depth {depth} is past the limit of {limit} hops from the root event"
+            ),
+        }
+    }
+}
+
+/// A backend operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BackendError {
+    /// The backend was closed.
+    #[error("the backend is closed")]
+    Closed,
+    /// The backend cannot be reached (connection refused or lost, timeout).
+    #[error("backend unavailable: {0}")]
+    Unavailable(#[source] BoxError),
+    /// An event could not be encoded for storage.
+    #[error(transparent)]
+    Encode(#[from] EncodeError),
+    /// Anything else the backend reports.
+    #[error("backend error: {0}")]
+    Other(#[source] BoxError),
+}
+
+/// Where a spine's events wait: see the [module documentation](self) for the contract.
+///
+/// Methods return `Send` futures; implement them with `async fn`.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a necrostack backend",
+    note = "use `necrostack::InMemoryBackend`, `necrostack::RedisBackend`, or implement `necrostack::Backend`"
+)]
+pub trait Backend: Send + Sync + 'static {
+    /// What the backend needs to acknowledge a delivery.
+    type Receipt: Send + 'static;
+
+    /// Stores `events` at the end of the queue, in order. May wait for room
+    /// (backpressure); fails rather than dropping anything.
+    fn enqueue(
+        &self,
+        events: Vec<AnyEnvelope>,
+    ) -> impl Future<Output = Result<(), BackendError>> + Send;
+
+    /// Takes up to `max` events in order, waiting up to `timeout` for the first one.
+    /// Returns an empty batch when the timeout expires; `Duration::ZERO` never waits.
+    fn pull(
+        &self,
+        max: usize,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<Vec<Delivery<Self::Receipt>>, BackendError>> + Send;
+
+    /// Records the outcome of one delivery and acknowledges it, atomically where possible.
+    /// Emitted events never wait for room: the spine that would free it is the caller.
+    fn complete(
+        &self,
+        receipt: Self::Receipt,
+        completion: Completion,
+    ) -> impl Future<Output = Result<(), BackendError>> + Send;
+
+    /// Gives back deliveries that were pulled but not handled, in the order pulled, so
+    /// that they are delivered again (first, where the backend can).
+    fn release(
+        &self,
+        deliveries: Vec<Delivery<Self::Receipt>>,
+    ) -> impl Future<Output = Result<(), BackendError>> + Send;
+
+    /// Closes the backend. What this means for stored events is the backend's to say.
+    fn close(&self) -> impl Future<Output = Result<(), BackendError>> + Send;
+}

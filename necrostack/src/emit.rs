@@ -1,0 +1,182 @@
+//! What an organ returns: [`Emit`] and the conversions from every accepted return form.
+
+use std::fmt;
+use std::sync::Arc;
+
+use crate::event::{ErasedEvent, Event};
+use crate::organ::OrganError;
+
+/// Events of any types returned by one organ, in the order they will be enqueued.
+///
+/// Return `Emit` when one handling produces events of different types; for one type, a
+/// plain event, `Option<E>` or `Vec<E>` is simpler.
+///
+/// ```
+/// use necrostack::{Emit, Event};
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
+/// struct Thunder;
+/// #[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
+/// struct Rain { mm: u32 }
+///
+/// let emit = Emit::new().with(Thunder).with(Rain { mm: 3 });
+/// assert_eq!(emit.len(), 2);
+/// assert_eq!(emit.event_types().collect::<Vec<_>>(), ["Thunder", "Rain"]);
+/// assert_eq!(emit.events::<Rain>().collect::<Vec<_>>(), [&Rain { mm: 3 }]);
+/// ```
+#[derive(Default, Clone)]
+pub struct Emit {
+    pub(crate) events: Vec<Arc<dyn ErasedEvent>>,
+}
+
+impl Emit {
+    /// No events.
+    pub fn new() -> Self {
+        Emit { events: Vec::new() }
+    }
+
+    /// Adds `event` at the end and returns `self`, for chaining.
+    pub fn with<E: Event>(mut self, event: E) -> Self {
+        self.push(event);
+        self
+    }
+
+    /// Adds `event` at the end.
+    pub fn push<E: Event>(&mut self, event: E) {
+        self.events.push(Arc::new(event));
+    }
+
+    /// How many events.
+    pub fn len(&self) -> usize {
+        self.events.len()
+    }
+
+    /// Whether there are no events.
+    pub fn is_empty(&self) -> bool {
+        self.events.is_empty()
+    }
+
+    /// The event type names, in order.
+    pub fn event_types(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.events.iter().map(|e| e.name())
+    }
+
+    /// The events of type `E`, in order; events of other types are skipped.
+    pub fn events<E: Event>(&self) -> impl Iterator<Item = &E> + '_ {
+        self.events
+            .iter()
+            .filter_map(|e| e.as_any().downcast_ref::<E>())
+    }
+}
+
+impl fmt::Debug for Emit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.event_types()).finish()
+    }
+}
+
+/// A value an organ can return to emit events: `()`, an event, `Option<E>`, `Vec<E>`,
+/// [`Emit`], or a tuple of those.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be returned from an organ",
+    label = "an organ cannot return this",
+    note = "an organ returns `()`, an event, `Option<E>`, `Vec<E>`, `necrostack::Emit`, a tuple of those, or `Result<any of those, Err>` with `Err: std::error::Error + Send + Sync + 'static`; `E` must derive `necrostack::Event`"
+)]
+pub trait IntoEmit {
+    /// Appends the events in `self` to `out`, in order.
+    fn into_emit(self, out: &mut Emit);
+}
+
+impl IntoEmit for () {
+    fn into_emit(self, _out: &mut Emit) {}
+}
+
+impl<E: Event> IntoEmit for E {
+    fn into_emit(self, out: &mut Emit) {
+        out.push(self);
+    }
+}
+
+impl<E: Event> IntoEmit for Option<E> {
+    fn into_emit(self, out: &mut Emit) {
+        if let Some(event) = self {
+            out.push(event);
+        }
+    }
+}
+
+impl<E: Event> IntoEmit for Vec<E> {
+    fn into_emit(self, out: &mut Emit) {
+        out.events.reserve(self.len());
+        for event in self {
+            out.push(event);
+        }
+    }
+}
+
+impl IntoEmit for Emit {
+    fn into_emit(self, out: &mut Emit) {
+        if out.events.is_empty() {
+            *out = self;
+        } else {
+            out.events.extend(self.events);
+        }
+    }
+}
+
+macro_rules! tuple_into_emit {
+    ($($name:ident)+) => {
+        impl<$($name: IntoEmit),+> IntoEmit for ($($name,)+) {
+            #[allow(non_snake_case)]
+            fn into_emit(self, out: &mut Emit) {
+                let ($($name,)+) = self;
+                $($name.into_emit(out);)+
+            }
+        }
+    };
+}
+
+tuple_into_emit!(A);
+tuple_into_emit!(A B);
+tuple_into_emit!(A B C);
+tuple_into_emit!(A B C D);
+tuple_into_emit!(A B C D F);
+tuple_into_emit!(A B C D F G);
+tuple_into_emit!(A B C D F G H);
+tuple_into_emit!(A B C D F G H I);
+
+/// What an organ's handler returns, turned into the events to emit or the error: any
+/// [`IntoEmit`] value, or a `Result` of one whose error type is a standard error.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be returned from an organ",
+    label = "an organ cannot return this",
+    note = "an organ returns `()`, an event, `Option<E>`, `Vec<E>`, `necrostack::Emit`, a tuple of those, or `Result<any of those, Err>` with `Err: std::error::Error + Send + Sync + 'static`; `E` must derive `necrostack::Event`"
+)]
+pub trait IntoOutcome {
+    /// The events to emit, or the handler's error.
+    fn into_outcome(self) -> Result<Emit, OrganError>;
+}
+
+impl<T: IntoEmit> IntoOutcome for T {
+    fn into_outcome(self) -> Result<Emit, OrganError> {
+        let mut out = Emit::new();
+        self.into_emit(&mut out);
+        Ok(out)
+    }
+}
+
+impl<T: IntoEmit, Err: std::error::Error + Send + Sync + 'static> IntoOutcome for Result<T, Err> {
+    fn into_outcome(self) -> Result<Emit, OrganError> {
+        match self {
+            Ok(value) => value.into_outcome(),
+            Err(error) => Err(Box::new(error)),
+        }
+    }
+}
+
+/// Used by generated code so that a bad return type is reported on the user's tokens.
+#[doc(hidden)]
+pub fn into_outcome<T: IntoOutcome>(value: T) -> Result<Emit, OrganError> {
+    value.into_outcome()
+}

@@ -1,0 +1,403 @@
+//! [`Envelope`]: an event with its identity, time and lineage, and [`AnyEnvelope`], the
+//! same with the event type erased so backends can carry events of every type.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::ops::Deref;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde_json::value::RawValue;
+use uuid::Uuid;
+
+use crate::event::{ErasedEvent, Event};
+use crate::wire::{self, DecodeError, EncodeError};
+
+/// Identity, time and lineage of one event. Shared by the typed and the erased envelope.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Meta {
+    pub(crate) id: Uuid,
+    pub(crate) timestamp: DateTime<Utc>,
+    pub(crate) correlation_id: Uuid,
+    pub(crate) causation_id: Option<Uuid>,
+    pub(crate) depth: u32,
+}
+
+impl Meta {
+    /// Metadata for a root event: it correlates with itself and has no cause.
+    pub(crate) fn root() -> Self {
+        let id = Uuid::now_v7();
+        Meta {
+            id,
+            timestamp: monotonic_now(),
+            correlation_id: id,
+            causation_id: None,
+            depth: 0,
+        }
+    }
+
+    /// Metadata for an event emitted while handling the event described by `self`.
+    pub(crate) fn child(&self) -> Self {
+        Meta {
+            id: Uuid::now_v7(),
+            timestamp: monotonic_now(),
+            correlation_id: self.correlation_id,
+            causation_id: Some(self.id),
+            depth: self.depth.saturating_add(1),
+        }
+    }
+}
+
+/// The current UTC time, never earlier than a time this process handed out before.
+///
+/// The wall clock can step backwards (NTP); envelopes created one after another must not,
+/// so that timestamps are non-decreasing in emit order.
+fn monotonic_now() -> DateTime<Utc> {
+    static LAST_NANOS: AtomicI64 = AtomicI64::new(i64::MIN);
+    let now = Utc::now();
+    let Some(nanos) = now.timestamp_nanos_opt() else {
+        return now;
+    };
+    let previous = LAST_NANOS.fetch_max(nanos, Ordering::AcqRel);
+    if previous > nanos {
+        DateTime::from_timestamp_nanos(previous)
+    } else {
+        now
+    }
+}
+
+/// An event of type `E` with its id, UTC timestamp and lineage.
+///
+/// Envelopes are immutable: the spine fills in the metadata and nothing can change it
+/// afterwards, so an organ can trust `correlation_id` and `causation_id`. It derefs to the
+/// payload, so `envelope.field` reads the event's fields.
+///
+/// ```
+/// use necrostack::{Envelope, Event};
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
+/// struct Knock { times: u32 }
+///
+/// let envelope = Envelope::new(Knock { times: 3 });
+/// assert_eq!(envelope.event_type(), "Knock");
+/// assert_eq!(envelope.times, 3);                          // Deref to the payload
+/// assert_eq!(envelope.correlation_id(), envelope.id());   // a root event
+/// assert_eq!(envelope.causation_id(), None);
+///
+/// let bytes = envelope.to_json().unwrap();
+/// let back = Envelope::<Knock>::from_json(&bytes).unwrap();
+/// assert_eq!(back, envelope);
+/// ```
+pub struct Envelope<E> {
+    pub(crate) meta: Meta,
+    pub(crate) payload: E,
+}
+
+impl<E: Event> Envelope<E> {
+    /// Wraps `payload` as a root event: a fresh time-ordered (v7) id, the current UTC
+    /// time, a correlation id equal to its own id, no causation and depth 0.
+    pub fn new(payload: E) -> Self {
+        Envelope {
+            meta: Meta::root(),
+            payload,
+        }
+    }
+
+    /// The event type name, [`Event::NAME`].
+    pub fn event_type(&self) -> &'static str {
+        E::NAME
+    }
+
+    /// Encodes the envelope in the JSON wire format.
+    pub fn to_json(&self) -> Result<Vec<u8>, EncodeError> {
+        wire::encode(&self.meta, E::NAME, &self.payload)
+    }
+
+    /// Decodes an envelope from the JSON wire format, checking every field and that the
+    /// event type is `E::NAME`. Never panics, whatever the bytes.
+    pub fn from_json(bytes: &[u8]) -> Result<Self, DecodeError> {
+        AnyEnvelope::from_json(bytes)?.decode()
+    }
+}
+
+impl<E> Envelope<E> {
+    pub(crate) fn from_parts(meta: Meta, payload: E) -> Self {
+        Envelope { meta, payload }
+    }
+
+    /// The unique id of this event (a UUID; v7 for events created here).
+    pub fn id(&self) -> Uuid {
+        self.meta.id
+    }
+
+    /// When the event was created, in UTC.
+    pub fn timestamp(&self) -> DateTime<Utc> {
+        self.meta.timestamp
+    }
+
+    /// The id of the root event of the chain this event belongs to.
+    pub fn correlation_id(&self) -> Uuid {
+        self.meta.correlation_id
+    }
+
+    /// The id of the event whose handler emitted this one; `None` for a root event.
+    pub fn causation_id(&self) -> Option<Uuid> {
+        self.meta.causation_id
+    }
+
+    /// Hops from the root event: 0 for a root, its cause's depth + 1 otherwise.
+    pub fn depth(&self) -> u32 {
+        self.meta.depth
+    }
+
+    /// The event itself.
+    pub fn payload(&self) -> &E {
+        &self.payload
+    }
+
+    /// Takes the event out of the envelope.
+    pub fn into_payload(self) -> E {
+        self.payload
+    }
+}
+
+impl<E> Deref for Envelope<E> {
+    type Target = E;
+
+    fn deref(&self) -> &E {
+        &self.payload
+    }
+}
+
+impl<E: Clone> Clone for Envelope<E> {
+    fn clone(&self) -> Self {
+        Envelope {
+            meta: self.meta.clone(),
+            payload: self.payload.clone(),
+        }
+    }
+}
+
+impl<E: PartialEq> PartialEq for Envelope<E> {
+    fn eq(&self, other: &Self) -> bool {
+        self.meta == other.meta && self.payload == other.payload
+    }
+}
+
+impl<E: fmt::Debug + Event> fmt::Debug for Envelope<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Envelope")
+            .field("id", &self.meta.id)
+            .field("timestamp", &self.meta.timestamp)
+            .field("event_type", &E::NAME)
+            .field("correlation_id", &self.meta.correlation_id)
+            .field("causation_id", &self.meta.causation_id)
+            .field("depth", &self.meta.depth)
+            .field("payload", &self.payload)
+            .finish()
+    }
+}
+
+/// The payload of an [`AnyEnvelope`]: still the typed value when it never left the
+/// process, or JSON when it came from the wire.
+#[derive(Clone)]
+pub(crate) enum AnyPayload {
+    Typed(Arc<dyn ErasedEvent>),
+    Json(Box<RawValue>),
+}
+
+/// An envelope whose event type is known only by name: what a [`crate::Backend`] stores
+/// and delivers.
+///
+/// In memory the payload stays the typed value (no serialization); a backend that needs
+/// bytes calls [`AnyEnvelope::to_json`] and [`AnyEnvelope::from_json`]. Cloning is cheap:
+/// a typed payload is shared, not copied.
+#[derive(Clone)]
+pub struct AnyEnvelope {
+    pub(crate) meta: Meta,
+    pub(crate) event_type: Cow<'static, str>,
+    pub(crate) payload: AnyPayload,
+}
+
+impl AnyEnvelope {
+    pub(crate) fn typed(meta: Meta, payload: Arc<dyn ErasedEvent>) -> Self {
+        AnyEnvelope {
+            meta,
+            event_type: Cow::Borrowed(payload.name()),
+            payload: AnyPayload::Typed(payload),
+        }
+    }
+
+    pub(crate) fn from_wire(meta: Meta, event_type: String, payload: Box<RawValue>) -> Self {
+        AnyEnvelope {
+            meta,
+            event_type: Cow::Owned(event_type),
+            payload: AnyPayload::Json(payload),
+        }
+    }
+
+    /// The unique id of this event.
+    pub fn id(&self) -> Uuid {
+        self.meta.id
+    }
+
+    /// When the event was created, in UTC.
+    pub fn timestamp(&self) -> DateTime<Utc> {
+        self.meta.timestamp
+    }
+
+    /// The event type name, the routing key.
+    pub fn event_type(&self) -> &str {
+        &self.event_type
+    }
+
+    /// The id of the root event of this event's chain.
+    pub fn correlation_id(&self) -> Uuid {
+        self.meta.correlation_id
+    }
+
+    /// The id of the event whose handler emitted this one; `None` for a root event.
+    pub fn causation_id(&self) -> Option<Uuid> {
+        self.meta.causation_id
+    }
+
+    /// Hops from the root event.
+    pub fn depth(&self) -> u32 {
+        self.meta.depth
+    }
+
+    /// The payload as a typed reference, when it is an in-process value of type `E`.
+    /// `None` for other types and for payloads that arrived as JSON (use
+    /// [`AnyEnvelope::decode`] for those).
+    pub fn downcast_ref<E: Event>(&self) -> Option<&E> {
+        match &self.payload {
+            AnyPayload::Typed(value) => value.as_any().downcast_ref::<E>(),
+            AnyPayload::Json(_) => None,
+        }
+    }
+
+    /// The payload as JSON.
+    pub fn payload_json(&self) -> Result<Box<RawValue>, EncodeError> {
+        match &self.payload {
+            AnyPayload::Typed(value) => value.to_json().map_err(EncodeError),
+            AnyPayload::Json(raw) => Ok(raw.clone()),
+        }
+    }
+
+    /// Converts to a typed envelope. The event type must be `E::NAME`; a typed payload is
+    /// moved out without copying when this is its only holder, a JSON one is decoded.
+    pub fn decode<E: Event>(self) -> Result<Envelope<E>, DecodeError> {
+        self.try_decode().map_err(|failed| failed.1)
+    }
+
+    /// Like [`AnyEnvelope::decode`], but gives the envelope back on failure so that it
+    /// can be dead-lettered intact.
+    pub(crate) fn try_decode<E: Event>(self) -> Result<Envelope<E>, Box<(Self, DecodeError)>> {
+        if self.event_type != E::NAME {
+            let error = DecodeError::WrongEventType {
+                expected: E::NAME,
+                found: self.event_type.to_string(),
+            };
+            return Err(Box::new((self, error)));
+        }
+        let payload_error = |source| DecodeError::Payload {
+            event_type: E::NAME.to_owned(),
+            source,
+        };
+        let AnyEnvelope {
+            meta,
+            event_type,
+            payload,
+        } = self;
+        let (decoded, payload) = match payload {
+            AnyPayload::Typed(value) if value.as_any().is::<E>() => {
+                match value.clone().into_any_arc().downcast::<E>() {
+                    Ok(typed) => {
+                        drop(value);
+                        match Arc::try_unwrap(typed) {
+                            Ok(owned) => return Ok(Envelope::from_parts(meta, owned)),
+                            // Someone else still holds this payload: copy it through JSON.
+                            Err(shared) => (reencode::<E>(&shared), AnyPayload::Typed(shared)),
+                        }
+                    }
+                    Err(_) => {
+                        let error = serde::de::Error::custom(
+                            "payload is not of the type it was checked to be",
+                        );
+                        (Err(error), AnyPayload::Typed(value))
+                    }
+                }
+            }
+            // Another Rust type with the same name (e.g. from another crate version): go
+            // through JSON, as if it had crossed a process boundary.
+            AnyPayload::Typed(value) => {
+                let decoded = value
+                    .to_json()
+                    .and_then(|raw| serde_json::from_str(raw.get()));
+                (decoded, AnyPayload::Typed(value))
+            }
+            AnyPayload::Json(raw) => (serde_json::from_str(raw.get()), AnyPayload::Json(raw)),
+        };
+        match decoded {
+            Ok(payload) => Ok(Envelope::from_parts(meta, payload)),
+            Err(source) => Err(Box::new((
+                AnyEnvelope {
+                    meta,
+                    event_type,
+                    payload,
+                },
+                payload_error(source),
+            ))),
+        }
+    }
+
+    /// Encodes the envelope in the JSON wire format.
+    pub fn to_json(&self) -> Result<Vec<u8>, EncodeError> {
+        match &self.payload {
+            AnyPayload::Typed(value) => {
+                let raw = value.to_json().map_err(EncodeError)?;
+                wire::encode(&self.meta, &self.event_type, &*raw)
+            }
+            AnyPayload::Json(raw) => wire::encode(&self.meta, &self.event_type, &**raw),
+        }
+    }
+
+    /// Decodes an envelope from the JSON wire format, checking every field. The payload
+    /// stays JSON until [`AnyEnvelope::decode`]. Never panics, whatever the bytes.
+    pub fn from_json(bytes: &[u8]) -> Result<Self, DecodeError> {
+        wire::decode(bytes)
+    }
+}
+
+impl<E: Event> From<Envelope<E>> for AnyEnvelope {
+    fn from(envelope: Envelope<E>) -> Self {
+        AnyEnvelope::typed(envelope.meta, Arc::new(envelope.payload))
+    }
+}
+
+impl fmt::Debug for AnyEnvelope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let payload = match &self.payload {
+            AnyPayload::Typed(value) => value
+                .to_json()
+                .map(|raw| raw.get().to_owned())
+                .unwrap_or_else(|e| format!("<unserializable: {e}>")),
+            AnyPayload::Json(raw) => raw.get().to_owned(),
+        };
+        f.debug_struct("AnyEnvelope")
+            .field("id", &self.meta.id)
+            .field("timestamp", &self.meta.timestamp)
+            .field("event_type", &self.event_type)
+            .field("correlation_id", &self.meta.correlation_id)
+            .field("causation_id", &self.meta.causation_id)
+            .field("depth", &self.meta.depth)
+            .field("payload", &payload)
+            .finish()
+    }
+}
+
+fn reencode<E: Event>(shared: &E) -> serde_json::Result<E> {
+    serde_json::from_str(&serde_json::to_string(shared)?)
+}

@@ -1,0 +1,197 @@
+//! [`SpineBuilder`]: configuration, checked once at [`build`](SpineBuilder::build).
+
+use std::hash::Hash;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::dispatch::Dispatch;
+use super::policy::{Failure, FailurePolicy};
+use super::routing::RouteTableBuilder;
+use super::{Config, Inner, Spine, StopState};
+use crate::backend::memory::InMemoryBackend;
+use crate::backend::Backend;
+use crate::event::Event;
+use crate::organ::Organ;
+
+/// The default bound on the steps of one run (see [`SpineBuilder::max_steps`]).
+pub const DEFAULT_MAX_STEPS: u64 = 10_000;
+/// The default depth limit (see [`SpineBuilder::depth_limit`]).
+pub const DEFAULT_DEPTH_LIMIT: u32 = 10_000;
+
+/// The spine's configuration is invalid.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// Two Rust types registered in one spine have the same event name, so events of
+    /// that name could not be routed to the right one.
+    #[error("two event types are named {name:?}: `{first}` and `{second}`; give one of them another `#[event(name = \"...\")]`")]
+    DuplicateEventName {
+        /// The shared name.
+        name: &'static str,
+        /// The type registered first.
+        first: &'static str,
+        /// The type registered second.
+        second: &'static str,
+    },
+    /// `concurrency(0)` or `batch_size(0)`.
+    #[error("{setting} must be at least 1")]
+    Zero {
+        /// The setting.
+        setting: &'static str,
+    },
+}
+
+/// Builds a [`Spine`]: organs, backend and settings. Start with [`Spine::builder`].
+///
+/// Every setting has a default chosen for a single process that runs a flow to
+/// completion; the ones a long-running worker may want to change say so.
+#[must_use = "a builder does nothing until `.build()`"]
+pub struct SpineBuilder<B = InMemoryBackend> {
+    routes: RouteTableBuilder,
+    backend: B,
+    config: Config,
+    dispatch: Dispatch,
+}
+
+impl SpineBuilder<InMemoryBackend> {
+    pub(crate) fn new() -> Self {
+        SpineBuilder {
+            routes: RouteTableBuilder::default(),
+            backend: InMemoryBackend::new(),
+            config: Config::default(),
+            dispatch: Dispatch {
+                handler_timeout: None,
+                policy: FailurePolicy::default(),
+                depth_limit: Some(DEFAULT_DEPTH_LIMIT),
+                on_failure: None,
+            },
+        }
+    }
+}
+
+impl<B: Backend> SpineBuilder<B> {
+    /// Registers an organ. An event goes to every organ that listens to its type, in the
+    /// order they were registered.
+    pub fn organ<O: Organ>(mut self, organ: O) -> Self {
+        self.routes.add_organ(organ);
+        self
+    }
+
+    /// Sets the backend (default: a new [`InMemoryBackend`]).
+    pub fn backend<B2: Backend>(self, backend: B2) -> SpineBuilder<B2> {
+        SpineBuilder {
+            routes: self.routes,
+            backend,
+            config: self.config,
+            dispatch: self.dispatch,
+        }
+    }
+
+    /// The most events one run may take from the backend (default 10 000). Taking one
+    /// more fails the run with [`Error::MaxStepsExceeded`](crate::Error::MaxStepsExceeded)
+    /// and gives that event back to the backend.
+    ///
+    /// The default bounds [`run_until_idle`](Spine::run_until_idle), which is meant to
+    /// finish. [`run`](Spine::run), meant to serve for weeks, is bounded only when this is
+    /// set explicitly; loops there are caught by the [depth limit](Self::depth_limit).
+    pub fn max_steps(mut self, max_steps: u64) -> Self {
+        self.config.max_steps = max_steps;
+        self.config.max_steps_explicit = true;
+        self
+    }
+
+    /// The most hops an event may be from its root event before it is dead-lettered as a
+    /// probable loop (default 10 000). `None` switches the check off.
+    pub fn depth_limit(mut self, limit: impl Into<Option<u32>>) -> Self {
+        self.dispatch.depth_limit = limit.into();
+        self
+    }
+
+    /// How many events may be handled at once (default 1: strict FIFO). The organs of one
+    /// event still run one after another, in registration order. Raise it when organs
+    /// wait on I/O.
+    pub fn concurrency(mut self, events_in_flight: usize) -> Self {
+        self.config.concurrency = events_in_flight;
+        self
+    }
+
+    /// Keeps events of type `E` with the same key in order when
+    /// [`concurrency`](Self::concurrency) is above 1: an event waits while another with
+    /// its key is in flight. Keys are compared by hash.
+    pub fn order_key<E: Event, K: Hash>(
+        mut self,
+        key: impl Fn(&E) -> K + Send + Sync + 'static,
+    ) -> Self {
+        self.routes.set_key(key);
+        self
+    }
+
+    /// How many events to take from the backend in one pull (default 64). Larger batches
+    /// mean fewer round trips to a remote backend.
+    pub fn batch_size(mut self, events: usize) -> Self {
+        self.config.batch_size = events;
+        self
+    }
+
+    /// What to do when an organ fails (default [`FailurePolicy::LogAndContinue`]).
+    pub fn failure_policy(mut self, policy: FailurePolicy) -> Self {
+        self.dispatch.policy = policy;
+        self
+    }
+
+    /// The longest an async handler may take before it counts as failed (default: no
+    /// limit). A sync handler cannot be interrupted and is not timed.
+    pub fn handler_timeout(mut self, timeout: Duration) -> Self {
+        self.dispatch.handler_timeout = Some(timeout);
+        self
+    }
+
+    /// Called once for every failed handling (after retries), e.g. for metrics.
+    pub fn on_failure(mut self, hook: impl Fn(&Failure) + Send + Sync + 'static) -> Self {
+        self.dispatch.on_failure = Some(Arc::new(hook));
+        self
+    }
+
+    /// Makes [`run`](Spine::run) stop on Ctrl-C and SIGTERM, as a stop handle would
+    /// (default: off, so that a library never takes over a program's signals).
+    pub fn stop_on_signals(mut self, enabled: bool) -> Self {
+        self.config.stop_on_signals = enabled;
+        self
+    }
+
+    /// How long one pull waits for events while [`run`](Spine::run) is idle (default
+    /// 1 s). Stopping does not wait for it.
+    pub fn poll_interval(mut self, interval: Duration) -> Self {
+        self.config.poll_interval = interval;
+        self
+    }
+
+    /// Checks the configuration and builds the routing table.
+    pub fn build(self) -> Result<Spine<B>, crate::Error> {
+        if let Some(error) = self.routes.errors.first() {
+            return Err(error.clone().into());
+        }
+        if self.config.concurrency == 0 {
+            return Err(BuildError::Zero {
+                setting: "concurrency",
+            }
+            .into());
+        }
+        if self.config.batch_size == 0 {
+            return Err(BuildError::Zero {
+                setting: "batch_size",
+            }
+            .into());
+        }
+        Ok(Spine {
+            inner: Arc::new(Inner {
+                backend: self.backend,
+                routes: self.routes.finish(),
+                config: self.config,
+                dispatch: self.dispatch,
+                stop: Arc::new(StopState::default()),
+                run_lock: tokio::sync::Mutex::new(()),
+            }),
+        })
+    }
+}

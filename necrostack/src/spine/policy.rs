@@ -1,0 +1,113 @@
+//! What happens when an organ fails: [`FailurePolicy`], [`RetryPolicy`], [`Failure`].
+
+use std::time::Duration;
+
+use uuid::Uuid;
+
+/// What the spine does when an organ returns `Err`, panics or exceeds its timeout.
+///
+/// Whatever the policy, the failure is logged (with event id, type, organ and correlation
+/// id), counted in the [`RunReport`](crate::RunReport), passed to the
+/// [`on_failure`](crate::SpineBuilder::on_failure) hook, and the other organs of the same
+/// event still run. Events the failing organ would have emitted are not emitted.
+#[derive(Debug, Clone, Default, PartialEq)]
+#[non_exhaustive]
+pub enum FailurePolicy {
+    /// Log the failure and go on (the default): the event counts as handled.
+    #[default]
+    LogAndContinue,
+    /// Run the failing organ again, with backoff; once the attempts are used up, move the
+    /// event to the dead-letter store so that nothing is silently lost.
+    Retry(RetryPolicy),
+    /// Move the event to the dead-letter store at once, with the reason.
+    DeadLetter,
+}
+
+/// How often and how patiently to retry a failing organ.
+///
+/// ```
+/// use necrostack::RetryPolicy;
+/// use std::time::Duration;
+///
+/// let policy = RetryPolicy::new(4).backoff(Duration::from_millis(10), Duration::from_secs(1));
+/// assert_eq!(policy.delay_before(2), Duration::from_millis(10));
+/// assert_eq!(policy.delay_before(3), Duration::from_millis(20));
+/// assert_eq!(policy.max_attempts(), 4);
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetryPolicy {
+    max_attempts: u32,
+    initial_backoff: Duration,
+    max_backoff: Duration,
+}
+
+impl RetryPolicy {
+    /// At most `max_attempts` tries in all (the first one included; 0 counts as 1), with
+    /// exponential backoff from 50 ms, doubling, capped at 5 s.
+    pub fn new(max_attempts: u32) -> Self {
+        RetryPolicy {
+            max_attempts: max_attempts.max(1),
+            initial_backoff: Duration::from_millis(50),
+            max_backoff: Duration::from_secs(5),
+        }
+    }
+
+    /// Sets the first delay and the cap; each later delay doubles the one before.
+    pub fn backoff(mut self, initial: Duration, max: Duration) -> Self {
+        self.initial_backoff = initial;
+        self.max_backoff = max.max(initial);
+        self
+    }
+
+    /// The total number of tries.
+    pub fn max_attempts(&self) -> u32 {
+        self.max_attempts
+    }
+
+    /// The delay before try number `attempt` (2 for the first retry).
+    pub fn delay_before(&self, attempt: u32) -> Duration {
+        let doublings = attempt.saturating_sub(2).min(31);
+        self.initial_backoff
+            .saturating_mul(1u32 << doublings)
+            .min(self.max_backoff)
+    }
+}
+
+impl Default for RetryPolicy {
+    /// Three tries, 50 ms then 100 ms apart.
+    fn default() -> Self {
+        RetryPolicy::new(3)
+    }
+}
+
+/// How an organ failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FailureKind {
+    /// The handler returned `Err`.
+    Error,
+    /// The handler panicked; the panic was caught.
+    Panic,
+    /// The handler did not finish within the handler timeout.
+    Timeout,
+}
+
+/// One failed handling, after the retries the policy allowed. Given to the
+/// [`on_failure`](crate::SpineBuilder::on_failure) hook.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Failure {
+    /// The id of the event being handled.
+    pub event_id: Uuid,
+    /// Its type name.
+    pub event_type: String,
+    /// Its correlation id.
+    pub correlation_id: Uuid,
+    /// The organ that failed.
+    pub organ: &'static str,
+    /// How it failed (the last attempt).
+    pub kind: FailureKind,
+    /// The error or panic message of the last attempt.
+    pub error: String,
+    /// How many times the organ was tried.
+    pub attempts: u32,
+}

@@ -1,0 +1,158 @@
+//! The JSON wire format:
+//! `{"id", "timestamp", "event_type", "payload", "correlation_id", "causation_id", "depth"}`.
+//!
+//! Decoding is strict: every field must be present with the right type, unknown
+//! top-level fields are rejected, ids are hyphenated UUID strings (any version, so other
+//! producers interoperate), timestamps are RFC 3339. Errors say which field is wrong.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::de::{self, Deserializer};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use uuid::Uuid;
+
+use crate::envelope::{AnyEnvelope, Meta};
+use crate::event::validate_name;
+
+/// Why bytes could not be decoded into an envelope.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DecodeError {
+    /// Not JSON, not an object, a field missing, unknown or of the wrong type.
+    #[error("malformed envelope: {0}")]
+    Malformed(#[source] serde_json::Error),
+    /// The `event_type` field is not a valid event name.
+    #[error("malformed envelope: invalid event_type {found:?}: {reason}")]
+    InvalidEventType {
+        /// The name found.
+        found: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// The envelope holds another event type than the one asked for.
+    #[error("wrong event type: expected {expected:?}, found {found:?}")]
+    WrongEventType {
+        /// The name of the type asked for.
+        expected: &'static str,
+        /// The name in the envelope.
+        found: String,
+    },
+    /// The envelope is well formed but its payload does not decode as the event type.
+    #[error("payload of a {event_type:?} event does not decode: {source}")]
+    Payload {
+        /// The event type name.
+        event_type: String,
+        /// The JSON error.
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// An event payload could not be serialized (for example a map with non-string keys).
+#[derive(Debug, thiserror::Error)]
+#[error("event payload cannot be encoded as JSON: {0}")]
+pub struct EncodeError(#[source] pub(crate) serde_json::Error);
+
+#[derive(Serialize)]
+struct WireOut<'a, P: ?Sized + Serialize> {
+    id: Hyphenated,
+    timestamp: String,
+    event_type: &'a str,
+    payload: &'a P,
+    correlation_id: Hyphenated,
+    causation_id: Option<Hyphenated>,
+    depth: u32,
+}
+
+#[derive(Serialize)]
+#[serde(transparent)]
+struct Hyphenated(#[serde(serialize_with = "ser_uuid")] Uuid);
+
+fn ser_uuid<S: serde::Serializer>(id: &Uuid, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(id.hyphenated().encode_lower(&mut Uuid::encode_buffer()))
+}
+
+pub(crate) fn encode<P: ?Sized + Serialize>(
+    meta: &Meta,
+    event_type: &str,
+    payload: &P,
+) -> Result<Vec<u8>, EncodeError> {
+    let wire = WireOut {
+        id: Hyphenated(meta.id),
+        timestamp: meta.timestamp.to_rfc3339_opts(SecondsFormat::AutoSi, true),
+        event_type,
+        payload,
+        correlation_id: Hyphenated(meta.correlation_id),
+        causation_id: meta.causation_id.map(Hyphenated),
+        depth: meta.depth,
+    };
+    serde_json::to_vec(&wire).map_err(EncodeError)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WireIn {
+    #[serde(deserialize_with = "de_id")]
+    id: Uuid,
+    #[serde(deserialize_with = "de_timestamp")]
+    timestamp: DateTime<Utc>,
+    event_type: String,
+    payload: Box<RawValue>,
+    #[serde(deserialize_with = "de_correlation_id")]
+    correlation_id: Uuid,
+    // `deserialize_with` also makes the field required: `null` is allowed, absence is not.
+    #[serde(deserialize_with = "de_causation_id")]
+    causation_id: Option<Uuid>,
+    depth: u32,
+}
+
+pub(crate) fn decode(bytes: &[u8]) -> Result<AnyEnvelope, DecodeError> {
+    let wire: WireIn = serde_json::from_slice(bytes).map_err(DecodeError::Malformed)?;
+    if let Err(reason) = validate_name(&wire.event_type) {
+        return Err(DecodeError::InvalidEventType {
+            found: wire.event_type,
+            reason,
+        });
+    }
+    let meta = Meta {
+        id: wire.id,
+        timestamp: wire.timestamp,
+        correlation_id: wire.correlation_id,
+        causation_id: wire.causation_id,
+        depth: wire.depth,
+    };
+    Ok(AnyEnvelope::from_wire(meta, wire.event_type, wire.payload))
+}
+
+fn parse_uuid<E: de::Error>(field: &str, text: &str) -> Result<Uuid, E> {
+    // Only the hyphenated form (8-4-4-4-12) is the wire format; `Uuid::try_parse` alone
+    // would also take the simple, braced and URN forms.
+    if text.len() != 36 {
+        return Err(E::custom(format_args!(
+            "{field}: expected a hyphenated UUID string, found {text:?}"
+        )));
+    }
+    Uuid::try_parse(text)
+        .map_err(|e| E::custom(format_args!("{field}: invalid UUID {text:?}: {e}")))
+}
+
+fn de_id<'de, D: Deserializer<'de>>(d: D) -> Result<Uuid, D::Error> {
+    parse_uuid("id", &String::deserialize(d)?)
+}
+
+fn de_correlation_id<'de, D: Deserializer<'de>>(d: D) -> Result<Uuid, D::Error> {
+    parse_uuid("correlation_id", &String::deserialize(d)?)
+}
+
+fn de_causation_id<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Uuid>, D::Error> {
+    Option::<String>::deserialize(d)?
+        .map(|text| parse_uuid("causation_id", &text))
+        .transpose()
+}
+
+fn de_timestamp<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+    let text = String::deserialize(d)?;
+    DateTime::parse_from_rfc3339(&text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| de::Error::custom(format_args!("timestamp: not RFC 3339 {text:?}: {e}")))
+}

@@ -1,0 +1,250 @@
+//! Throughput benchmark: necrostack workloads against baselines measured in the same run.
+//!
+//! ```text
+//! cargo bench --bench throughput                 # readable table
+//! cargo bench --bench throughput -- --json       # one JSON object per line
+//! cargo bench --bench throughput -- chain        # only workloads whose name matches
+//! ```
+//!
+//! Each workload runs in its own child process (this binary, re-executed with
+//! `--child BACKEND WORKLOAD`), so that its peak RSS (`VmHWM` from `/proc/self/status`)
+//! is its own and not that of an earlier workload. Inside the child the baseline runs
+//! first, right before the workload, on the same runtime; then the peak is reset by
+//! writing `5` to `/proc/self/clear_refs`, so `peak_rss_mb` covers the workload (plus
+//! the process's own baseline footprint: runtime, allocator, binary). Where the kernel
+//! refuses the reset, the peak also covers the baseline and the table says so.
+//!
+//! The ratio is `events_per_sec / baseline_per_sec`: the share of the baseline's speed
+//! the framework keeps. It holds better than absolute numbers on a noisy shared machine.
+
+#[path = "throughput/memory.rs"]
+mod memory;
+
+use std::process::Command;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// One measured workload: what `--json` prints, one per line.
+#[derive(Serialize, Deserialize, Debug, Clone)]
+struct Measurement {
+    workload: String,
+    backend: String,
+    workers: u32,
+    events: u64,
+    seconds: f64,
+    events_per_sec: f64,
+    baseline: String,
+    baseline_per_sec: f64,
+    ratio: f64,
+    peak_rss_mb: f64,
+    /// Per-hop latency percentiles, for the Redis chain only.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    p50_hop_us: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    p99_hop_us: Option<f64>,
+    /// Whether the peak was reset after the baseline (false: it covers the baseline too).
+    #[serde(skip_serializing_if = "std::ops::Not::not", default)]
+    peak_includes_baseline: bool,
+}
+
+/// What a workload reports to the harness, before the harness adds the RSS.
+struct Timed {
+    workers: u32,
+    events: u64,
+    elapsed: Duration,
+    baseline: &'static str,
+    baseline_per_sec: f64,
+    p50_hop_us: Option<f64>,
+    p99_hop_us: Option<f64>,
+}
+
+/// Every workload, in the order they run: (backend, workload).
+const WORKLOADS: &[(&str, &str)] = &[
+    ("memory", "chain"),
+    ("memory", "pipeline"),
+    ("memory", "fanout"),
+];
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let Some(at) = args.iter().position(|a| a == "--child") {
+        let backend = args.get(at + 1).expect("--child BACKEND WORKLOAD");
+        let workload = args.get(at + 2).expect("--child BACKEND WORKLOAD");
+        child(backend, workload);
+        return;
+    }
+    let json = args.iter().any(|a| a == "--json");
+    // `cargo bench` passes `--bench`; other flags are ignored, plain words filter.
+    let filters: Vec<&str> = args
+        .iter()
+        .filter(|a| !a.starts_with("--"))
+        .map(String::as_str)
+        .collect();
+    let selected = WORKLOADS.iter().filter(|(backend, workload)| {
+        filters.is_empty()
+            || filters
+                .iter()
+                .any(|f| workload.contains(f) || backend.contains(f))
+    });
+
+    if !json {
+        print_header();
+    }
+    let mut failed = false;
+    let mut any_unreset = false;
+    for &(backend, workload) in selected {
+        match run_child(backend, workload) {
+            Ok(results) => {
+                for m in results {
+                    any_unreset |= m.peak_includes_baseline;
+                    if json {
+                        println!("{}", serde_json::to_string(&m).expect("serializable"));
+                    } else {
+                        print_row(&m);
+                    }
+                }
+            }
+            Err(error) => {
+                eprintln!("{backend} {workload}: {error}");
+                failed = true;
+            }
+        }
+    }
+    if !json {
+        print_machine(any_unreset);
+    }
+    if failed {
+        std::process::exit(1);
+    }
+}
+
+/// Runs one workload in a child process and reads back its measurements.
+fn run_child(backend: &str, workload: &str) -> Result<Vec<Measurement>, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find the bench binary: {e}"))?;
+    let output = Command::new(exe)
+        .args(["--child", backend, workload])
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .map_err(|e| format!("cannot start the child process: {e}"))?;
+    if !output.status.success() {
+        return Err(format!("the child process failed: {}", output.status));
+    }
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    stdout
+        .lines()
+        .filter(|line| line.starts_with('{'))
+        .map(|line| serde_json::from_str(line).map_err(|e| format!("bad child output: {e}")))
+        .collect()
+}
+
+/// In the child: run the workload(s) named and print one JSON line per measurement.
+fn child(backend: &str, workload: &str) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let timings: Vec<Timed> = match backend {
+        "memory" => vec![runtime.block_on(memory::run(workload, reset_peak_rss))],
+        other => panic!("unknown backend {other}"),
+    };
+    for timed in timings {
+        let m = measurement(backend, workload, timed);
+        println!("{}", serde_json::to_string(&m).expect("serializable"));
+    }
+}
+
+fn measurement(backend: &str, workload: &str, t: Timed) -> Measurement {
+    let seconds = t.elapsed.as_secs_f64();
+    let events_per_sec = t.events as f64 / seconds;
+    let (peak_rss_mb, reset) = peak_rss_mb();
+    Measurement {
+        workload: workload.to_owned(),
+        backend: backend.to_owned(),
+        workers: t.workers,
+        events: t.events,
+        seconds,
+        events_per_sec,
+        baseline: t.baseline.to_owned(),
+        baseline_per_sec: t.baseline_per_sec,
+        ratio: events_per_sec / t.baseline_per_sec,
+        peak_rss_mb,
+        p50_hop_us: t.p50_hop_us,
+        p99_hop_us: t.p99_hop_us,
+        peak_includes_baseline: !reset,
+    }
+}
+
+static PEAK_RESET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Resets the kernel's peak-RSS mark (`VmHWM`) to the current RSS. Called by each
+/// workload between its baseline and its measured run.
+fn reset_peak_rss() {
+    let ok = std::fs::write("/proc/self/clear_refs", "5").is_ok();
+    PEAK_RESET.store(ok, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// The process's peak RSS in MiB, and whether it was reset after the baseline.
+fn peak_rss_mb() -> (f64, bool) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kib = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .unwrap_or(f64::NAN);
+    (
+        kib / 1024.0,
+        PEAK_RESET.load(std::sync::atomic::Ordering::SeqCst),
+    )
+}
+
+fn print_header() {
+    println!(
+        "{:<10} {:<7} {:>7} {:>10} {:>8} {:>12} {:<28} {:>12} {:>6} {:>9}",
+        "workload",
+        "backend",
+        "workers",
+        "events",
+        "seconds",
+        "events/s",
+        "baseline",
+        "baseline/s",
+        "ratio",
+        "peak MB"
+    );
+}
+
+fn print_row(m: &Measurement) {
+    println!(
+        "{:<10} {:<7} {:>7} {:>10} {:>8.3} {:>12.0} {:<28} {:>12.0} {:>6.3} {:>8.1}{}",
+        m.workload,
+        m.backend,
+        m.workers,
+        m.events,
+        m.seconds,
+        m.events_per_sec,
+        m.baseline,
+        m.baseline_per_sec,
+        m.ratio,
+        m.peak_rss_mb,
+        if m.peak_includes_baseline { "*" } else { "" }
+    );
+    if let (Some(p50), Some(p99)) = (m.p50_hop_us, m.p99_hop_us) {
+        println!("{:<10} per-hop latency: p50 {p50:.0} µs, p99 {p99:.0} µs", "");
+    }
+}
+
+fn print_machine(any_unreset: bool) {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .map(|rest| rest.trim_start_matches([' ', '\t', ':']).to_owned())
+        .unwrap_or_else(|| "unknown CPU".to_owned());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    println!("\nmachine: {model}, {cores} cores available");
+    if any_unreset {
+        println!("(* peak RSS includes the baseline run: /proc/self/clear_refs refused)");
+    }
+}

@@ -5,11 +5,12 @@ use std::borrow::Cow;
 use std::fmt;
 use std::ops::Deref;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 use serde_json::value::RawValue;
-use uuid::Uuid;
+use uuid::timestamp::context::ContextV7;
+use uuid::{Timestamp, Uuid};
 
 use crate::event::{ErasedEvent, Event};
 use crate::wire::{self, DecodeError, EncodeError};
@@ -27,10 +28,10 @@ pub(crate) struct Meta {
 impl Meta {
     /// Metadata for a root event: it correlates with itself and has no cause.
     pub(crate) fn root() -> Self {
-        let id = Uuid::now_v7();
+        let (id, timestamp) = fresh_identity();
         Meta {
             id,
-            timestamp: monotonic_now(),
+            timestamp,
             correlation_id: id,
             causation_id: None,
             depth: 0,
@@ -39,13 +40,34 @@ impl Meta {
 
     /// Metadata for an event emitted while handling the event described by `self`.
     pub(crate) fn child(&self) -> Self {
+        let (id, timestamp) = fresh_identity();
         Meta {
-            id: Uuid::now_v7(),
-            timestamp: monotonic_now(),
+            id,
+            timestamp,
             correlation_id: self.correlation_id,
             causation_id: Some(self.id),
             depth: self.depth.saturating_add(1),
         }
+    }
+}
+
+/// The counter that keeps v7 ids created in this process strictly increasing, even
+/// within one millisecond (the same scheme as `Uuid::now_v7`, which uses a private one).
+static ID_CONTEXT: Mutex<ContextV7> = Mutex::new(ContextV7::new());
+
+/// A fresh time-ordered (v7) id and the creation time, from a single clock reading.
+///
+/// `Uuid::now_v7()` reads the clock itself; reading it once for both the id and the
+/// timestamp halves the clock reads per envelope and keeps the two consistent.
+fn fresh_identity() -> (Uuid, DateTime<Utc>) {
+    let now = monotonic_now();
+    match u64::try_from(now.timestamp()) {
+        Ok(seconds) => {
+            let ts = Timestamp::from_unix(&ID_CONTEXT, seconds, now.timestamp_subsec_nanos());
+            (Uuid::new_v7(ts), now)
+        }
+        // A clock before 1970 cannot be a v7 timestamp: let uuid pick one.
+        Err(_) => (Uuid::now_v7(), now),
     }
 }
 

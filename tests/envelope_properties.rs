@@ -232,8 +232,12 @@ fn corruption() -> impl Strategy<Value = Corruption> {
             "[0-9:T-]{0,25}".prop_map(String::from),
         ]
         .prop_map(Corruption::BadTimestamp),
-        prop_oneof![Just(String::new()), Just("TWO WORDS".to_owned()), Just("tab\there".to_owned())]
-            .prop_map(Corruption::BadEventType),
+        prop_oneof![
+            Just(String::new()),
+            Just("TWO WORDS".to_owned()),
+            Just("tab\there".to_owned())
+        ]
+        .prop_map(Corruption::BadEventType),
         Just(Corruption::WrongEventType),
         any::<usize>().prop_map(Corruption::Truncate),
     ]
@@ -296,7 +300,16 @@ fn decode_errors_name_the_problem() {
     let mut wire: Value = serde_json::from_slice(&good).unwrap();
 
     let err = Envelope::<Rich>::from_json(&good).unwrap_err();
-    assert!(matches!(err, DecodeError::WrongEventType { expected: "RICH_PAYLOAD", .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            DecodeError::WrongEventType {
+                expected: "RICH_PAYLOAD",
+                ..
+            }
+        ),
+        "{err}"
+    );
 
     wire["id"] = json!("not-a-uuid");
     let err = Envelope::<Other>::from_json(&serde_json::to_vec(&wire).unwrap()).unwrap_err();
@@ -320,8 +333,12 @@ fn decode_errors_name_the_problem() {
 
 #[test]
 fn other_uuid_versions_are_accepted_on_decode() {
-    let mut wire: Value =
-        serde_json::from_slice(&Envelope::new(Other { text: "v4".into() }).to_json().unwrap()).unwrap();
+    let mut wire: Value = serde_json::from_slice(
+        &Envelope::new(Other { text: "v4".into() })
+            .to_json()
+            .unwrap(),
+    )
+    .unwrap();
     let v4 = "67e55044-10b1-426f-9247-bb680e5fe0c8";
     wire["id"] = json!(v4);
     let envelope = Envelope::<Other>::from_json(&serde_json::to_vec(&wire).unwrap()).unwrap();

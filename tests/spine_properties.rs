@@ -14,7 +14,13 @@ use serde::{Deserialize, Serialize};
 
 const TYPES: [&str; 4] = ["A", "B", "C", "D"];
 
-fn register(builder: SpineBuilder, id: usize, listens: usize, behavior: Behavior, log: &Log) -> SpineBuilder {
+fn register(
+    builder: SpineBuilder,
+    id: usize,
+    listens: usize,
+    behavior: Behavior,
+    log: &Log,
+) -> SpineBuilder {
     match listens {
         0 => builder.organ(Probe::<A>::new(id, log, behavior)),
         1 => builder.organ(Probe::<B>::new(id, log, behavior)),
@@ -336,7 +342,10 @@ fn max_steps_applies_per_run_and_a_spine_runs_again() {
             Err(Error::MaxStepsExceeded { max_steps: 5 })
         ));
         let second = spine.run_until_idle().await.expect("second run");
-        assert_eq!(second.steps, 3, "each report covers one run; nothing was lost");
+        assert_eq!(
+            second.steps, 3,
+            "each report covers one run; nothing was lost"
+        );
     });
 }
 

@@ -58,7 +58,10 @@ impl<B: Backend> Spine<B> {
 
         loop {
             // Start what may start: in order, skipping events whose key is busy.
-            while ending.is_none() && in_flight.len() < config.concurrency {
+            // Events already counted as steps still run when the step bound is reached;
+            // a stop or a backend failure gives them back instead.
+            let may_start = matches!(ending, None | Some(Ending::MaxSteps(_)));
+            while may_start && in_flight.len() < config.concurrency {
                 let Some(index) = buffer
                     .iter()
                     .position(|(_, key)| key.is_none_or(|k| !busy_keys.contains(&k)))
@@ -82,7 +85,7 @@ impl<B: Backend> Spine<B> {
             }
 
             if ending.is_some() {
-                if !buffer.is_empty() {
+                if !may_start && !buffer.is_empty() {
                     let unstarted: Vec<_> =
                         buffer.drain(..).map(|(delivery, _)| delivery).collect();
                     if let Err(error) = inner.backend.release(unstarted).await {
@@ -91,7 +94,8 @@ impl<B: Backend> Spine<B> {
                 }
                 match in_flight.next().await {
                     Some(done) => absorb(done, mode, &mut report, &mut busy_keys, &mut ending),
-                    None => break,
+                    None if buffer.is_empty() => break,
+                    None => {}
                 }
                 continue;
             }

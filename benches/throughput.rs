@@ -71,7 +71,14 @@ fn main() {
     if let Some(at) = args.iter().position(|a| a == "--child") {
         let backend = args.get(at + 1).expect("--child BACKEND WORKLOAD");
         let workload = args.get(at + 2).expect("--child BACKEND WORKLOAD");
-        child(backend, workload);
+        // Hidden: `--scale F` shrinks the workload, for profiling under valgrind.
+        let scale = args
+            .iter()
+            .position(|a| a == "--scale")
+            .and_then(|at| args.get(at + 1))
+            .and_then(|f| f.parse().ok())
+            .unwrap_or(1.0);
+        child(backend, workload, scale);
         return;
     }
     let json = args.iter().any(|a| a == "--json");
@@ -139,14 +146,14 @@ fn run_child(backend: &str, workload: &str) -> Result<Vec<Measurement>, String> 
 }
 
 /// In the child: run the workload(s) named and print one JSON line per measurement.
-fn child(backend: &str, workload: &str) {
+fn child(backend: &str, workload: &str, scale: f64) {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .expect("tokio runtime");
     let timings: Vec<Timed> = match backend {
-        "memory" => vec![runtime.block_on(memory::run(workload, reset_peak_rss))],
+        "memory" => vec![runtime.block_on(memory::run(workload, scale, reset_peak_rss))],
         other => panic!("unknown backend {other}"),
     };
     for timed in timings {
@@ -191,7 +198,13 @@ fn peak_rss_mb() -> (f64, bool) {
     let kib = status
         .lines()
         .find_map(|line| line.strip_prefix("VmHWM:"))
-        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .and_then(|rest| {
+            rest.trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse::<f64>()
+                .ok()
+        })
         .unwrap_or(f64::NAN);
     (
         kib / 1024.0,
@@ -231,7 +244,10 @@ fn print_row(m: &Measurement) {
         if m.peak_includes_baseline { "*" } else { "" }
     );
     if let (Some(p50), Some(p99)) = (m.p50_hop_us, m.p99_hop_us) {
-        println!("{:<10} per-hop latency: p50 {p50:.0} µs, p99 {p99:.0} µs", "");
+        println!(
+            "{:<10} per-hop latency: p50 {p50:.0} µs, p99 {p99:.0} µs",
+            ""
+        );
     }
 }
 

@@ -24,22 +24,27 @@ pub const FANOUT_ORGANS: usize = 8;
 const BASELINE: &str = "tokio_unbounded_channel";
 
 /// Runs the named workload after its baseline; `reset_peak` is called between the two.
-pub async fn run(workload: &str, reset_peak: fn()) -> Timed {
+/// `scale` shrinks N (for profiling under valgrind); the reported runs use 1.
+pub async fn run(workload: &str, scale: f64, reset_peak: fn()) -> Timed {
+    let scaled = |n: u64| ((n as f64 * scale) as u64).max(1);
     match workload {
         "chain" => {
-            let baseline = channel_baseline(CHAIN_N, |n| Tick { n }).await;
+            let n = scaled(CHAIN_N);
+            let baseline = channel_baseline(n, |n| Tick { n }).await;
             reset_peak();
-            chain(CHAIN_N, baseline).await
+            chain(n, baseline).await
         }
         "pipeline" => {
-            let baseline = channel_baseline(4 * PIPELINE_N, order).await;
+            let n = scaled(PIPELINE_N);
+            let baseline = channel_baseline(4 * n, order).await;
             reset_peak();
-            pipeline(PIPELINE_N, baseline).await
+            pipeline(n, baseline).await
         }
         "fanout" => {
-            let baseline = channel_baseline(FANOUT_N, |n| Omen { n }).await;
+            let n = scaled(FANOUT_N);
+            let baseline = channel_baseline(n, |n| Omen { n }).await;
             reset_peak();
-            fanout(FANOUT_N, baseline).await
+            fanout(n, baseline).await
         }
         other => panic!("unknown memory workload {other}"),
     }
@@ -247,7 +252,10 @@ async fn fanout(n: u64, baseline_per_sec: f64) -> Timed {
         builder = builder.organ(watcher.clone());
     }
     let spine: Spine<InMemoryBackend> = builder.build().expect("valid spine");
-    spine.emit_all((0..n).map(|n| Omen { n })).await.expect("pre-load");
+    spine
+        .emit_all((0..n).map(|n| Omen { n }))
+        .await
+        .expect("pre-load");
     let start = Instant::now();
     let report = spine.run_until_idle().await.expect("run");
     let elapsed = start.elapsed();

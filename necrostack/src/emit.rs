@@ -3,7 +3,8 @@
 use std::fmt;
 use std::sync::Arc;
 
-use crate::event::{ErasedEvent, Event};
+use crate::envelope::{Envelope, ErasedEnvelope, Meta};
+use crate::event::Event;
 use crate::organ::OrganError;
 
 /// Events of any types returned by one organ, in the order they will be enqueued.
@@ -27,13 +28,58 @@ use crate::organ::OrganError;
 /// ```
 #[derive(Default, Clone)]
 pub struct Emit {
-    pub(crate) events: Vec<Arc<dyn ErasedEvent>>,
+    pub(crate) events: Events,
+}
+
+/// The events of an [`Emit`], in order. Most handlers emit zero or one event per call:
+/// the first is kept inline so that those need no allocation besides the event itself.
+#[derive(Default, Clone)]
+pub(crate) struct Events {
+    first: Option<Arc<dyn ErasedEnvelope>>,
+    rest: Vec<Arc<dyn ErasedEnvelope>>,
+}
+
+impl Events {
+    fn push(&mut self, event: Arc<dyn ErasedEnvelope>) {
+        if self.first.is_none() {
+            self.first = Some(event);
+        } else {
+            self.rest.push(event);
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        usize::from(self.first.is_some()) + self.rest.len()
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &Arc<dyn ErasedEnvelope>> + '_ {
+        self.first.iter().chain(&self.rest)
+    }
+
+    fn reserve(&mut self, additional: usize) {
+        let inline = usize::from(self.first.is_none());
+        self.rest.reserve(additional.saturating_sub(inline));
+    }
+}
+
+impl IntoIterator for Events {
+    type Item = Arc<dyn ErasedEnvelope>;
+    type IntoIter = std::iter::Chain<
+        std::option::IntoIter<Arc<dyn ErasedEnvelope>>,
+        std::vec::IntoIter<Arc<dyn ErasedEnvelope>>,
+    >;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.first.into_iter().chain(self.rest)
+    }
 }
 
 impl Emit {
     /// No events.
     pub fn new() -> Self {
-        Emit { events: Vec::new() }
+        Emit {
+            events: Events::default(),
+        }
     }
 
     /// Adds `event` at the end and returns `self`, for chaining.
@@ -44,7 +90,10 @@ impl Emit {
 
     /// Adds `event` at the end.
     pub fn push<E: Event>(&mut self, event: E) {
-        self.events.push(Arc::new(event));
+        // Kept as a whole envelope, stamped with its real metadata when enqueued, so that
+        // enqueuing needs no second allocation.
+        self.events
+            .push(Arc::new(Envelope::from_parts(Meta::unstamped(), event)));
     }
 
     /// How many events.
@@ -54,19 +103,19 @@ impl Emit {
 
     /// Whether there are no events.
     pub fn is_empty(&self) -> bool {
-        self.events.is_empty()
+        self.events.first.is_none()
     }
 
     /// The event type names, in order.
     pub fn event_types(&self) -> impl Iterator<Item = &'static str> + '_ {
-        self.events.iter().map(|e| e.name())
+        self.events.iter().map(|e| e.payload().name())
     }
 
     /// The events of type `E`, in order; events of other types are skipped.
     pub fn events<E: Event>(&self) -> impl Iterator<Item = &E> + '_ {
         self.events
             .iter()
-            .filter_map(|e| e.as_any().downcast_ref::<E>())
+            .filter_map(|e| e.payload().as_any().downcast_ref::<E>())
     }
 }
 
@@ -117,10 +166,13 @@ impl<E: Event> IntoEmit for Vec<E> {
 
 impl IntoEmit for Emit {
     fn into_emit(self, out: &mut Emit) {
-        if out.events.is_empty() {
+        if out.is_empty() {
             *out = self;
         } else {
-            out.events.extend(self.events);
+            out.events.reserve(self.events.len());
+            for event in self.events {
+                out.events.push(event);
+            }
         }
     }
 }

@@ -1,15 +1,18 @@
 //! [`Envelope`]: an event with its identity, time and lineage, and [`AnyEnvelope`], the
 //! same with the event type erased so backends can carry events of every type.
 
+use std::any::Any;
 use std::borrow::Cow;
 use std::fmt;
 use std::ops::Deref;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use chrono::{DateTime, Utc};
 use serde_json::value::RawValue;
 use uuid::timestamp::context::ContextV7;
+use uuid::timestamp::ClockSequence;
 use uuid::{Timestamp, Uuid};
 
 use crate::event::{ErasedEvent, Event};
@@ -26,6 +29,18 @@ pub(crate) struct Meta {
 }
 
 impl Meta {
+    /// Placeholder metadata for an event that is not enqueued yet (inside an
+    /// [`Emit`](crate::Emit)); the spine stamps the real one when it enqueues the event.
+    pub(crate) fn unstamped() -> Self {
+        Meta {
+            id: Uuid::nil(),
+            timestamp: DateTime::<Utc>::UNIX_EPOCH,
+            correlation_id: Uuid::nil(),
+            causation_id: None,
+            depth: 0,
+        }
+    }
+
     /// Metadata for a root event: it correlates with itself and has no cause.
     pub(crate) fn root() -> Self {
         let (id, timestamp) = fresh_identity();
@@ -52,41 +67,40 @@ impl Meta {
 }
 
 /// The counter that keeps v7 ids created in this process strictly increasing, even
-/// within one millisecond (the same scheme as `Uuid::now_v7`, which uses a private one).
+/// within one millisecond (the same scheme as `Uuid::now_v7`, whose context is private).
 static ID_CONTEXT: Mutex<ContextV7> = Mutex::new(ContextV7::new());
+
+/// The last creation time handed out, in nanoseconds since the Unix epoch.
+static LAST_NANOS: AtomicI64 = AtomicI64::new(i64::MIN);
 
 /// A fresh time-ordered (v7) id and the creation time, from a single clock reading.
 ///
-/// `Uuid::now_v7()` reads the clock itself; reading it once for both the id and the
-/// timestamp halves the clock reads per envelope and keeps the two consistent.
+/// The time is never earlier than one this process handed out before: the wall clock can
+/// step backwards (NTP), and envelopes created one after another must not, so that
+/// timestamps are non-decreasing in emit order. This runs once per emitted event, so it
+/// reads the clock once (`Uuid::now_v7()` and `Utc::now()` would read it twice) and takes
+/// the id counter's lock once.
 fn fresh_identity() -> (Uuid, DateTime<Utc>) {
-    let now = monotonic_now();
-    match u64::try_from(now.timestamp()) {
-        Ok(seconds) => {
-            let ts = Timestamp::from_unix(&ID_CONTEXT, seconds, now.timestamp_subsec_nanos());
-            (Uuid::new_v7(ts), now)
-        }
-        // A clock before 1970 cannot be a v7 timestamp: let uuid pick one.
-        Err(_) => (Uuid::now_v7(), now),
-    }
-}
-
-/// The current UTC time, never earlier than a time this process handed out before.
-///
-/// The wall clock can step backwards (NTP); envelopes created one after another must not,
-/// so that timestamps are non-decreasing in emit order.
-fn monotonic_now() -> DateTime<Utc> {
-    static LAST_NANOS: AtomicI64 = AtomicI64::new(i64::MIN);
-    let now = Utc::now();
-    let Some(nanos) = now.timestamp_nanos_opt() else {
-        return now;
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .ok()
+        .and_then(|since| i64::try_from(since.as_nanos()).ok());
+    let Some(nanos) = nanos else {
+        // Before 1970 or after 2262: outside what the fast path represents.
+        return (Uuid::now_v7(), Utc::now());
     };
-    let previous = LAST_NANOS.fetch_max(nanos, Ordering::AcqRel);
-    if previous > nanos {
-        DateTime::from_timestamp_nanos(previous)
-    } else {
-        now
-    }
+    let nanos = LAST_NANOS.fetch_max(nanos, Ordering::AcqRel).max(nanos);
+    let seconds = nanos.div_euclid(1_000_000_000) as u64;
+    let subsec = nanos.rem_euclid(1_000_000_000) as u32;
+    let timestamp = {
+        let context = ID_CONTEXT.lock().unwrap_or_else(PoisonError::into_inner);
+        let (counter, seconds, subsec) = context.generate_timestamp_sequence(seconds, subsec);
+        Timestamp::from_unix_time(seconds, subsec, counter.into(), context.usable_bits() as u8)
+    };
+    (
+        Uuid::new_v7(timestamp),
+        DateTime::from_timestamp_nanos(nanos),
+    )
 }
 
 /// An event of type `E` with its id, UTC timestamp and lineage.
@@ -222,12 +236,43 @@ impl<E: fmt::Debug + Event> fmt::Debug for Envelope<E> {
     }
 }
 
-/// The payload of an [`AnyEnvelope`]: still the typed value when it never left the
-/// process, or JSON when it came from the wire.
+/// The payload of an [`AnyEnvelope`]: the whole typed envelope when the event never left
+/// the process, or JSON when it came from the wire.
 #[derive(Clone)]
 pub(crate) enum AnyPayload {
-    Typed(Arc<dyn ErasedEvent>),
+    /// A whole `Envelope<E>`, so that a spine's organs can borrow it from the delivery
+    /// (even across an async organ's await) with no copy and no allocation. The outer
+    /// metadata is the authority: the inner one matches it, except when one emitted
+    /// event was enqueued twice (a cloned [`Emit`](crate::Emit) returned again); then the
+    /// inner metadata is stale and only the payload is used.
+    Typed(Arc<dyn ErasedEnvelope>),
     Json(Box<RawValue>),
+}
+
+/// An [`Envelope`] with its event type erased.
+pub(crate) trait ErasedEnvelope: Any + Send + Sync {
+    fn as_any(&self) -> &dyn Any;
+    fn into_any_arc(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
+    fn payload(&self) -> &dyn ErasedEvent;
+    fn set_meta(&mut self, meta: Meta);
+}
+
+impl<E: Event> ErasedEnvelope for Envelope<E> {
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn into_any_arc(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
+        self
+    }
+
+    fn payload(&self) -> &dyn ErasedEvent {
+        &self.payload
+    }
+
+    fn set_meta(&mut self, meta: Meta) {
+        self.meta = meta;
+    }
 }
 
 /// An envelope whose event type is known only by name: what a [`crate::Backend`] stores
@@ -244,11 +289,17 @@ pub struct AnyEnvelope {
 }
 
 impl AnyEnvelope {
-    pub(crate) fn typed(meta: Meta, payload: Arc<dyn ErasedEvent>) -> Self {
+    /// An emitted event (an envelope built by [`Emit`](crate::Emit) with placeholder
+    /// metadata) with its real metadata. The allocation is reused when nothing else
+    /// holds it, which is always the case except for a cloned `Emit`.
+    pub(crate) fn stamped(meta: Meta, mut envelope: Arc<dyn ErasedEnvelope>) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut envelope) {
+            inner.set_meta(meta.clone());
+        }
         AnyEnvelope {
             meta,
-            event_type: Cow::Borrowed(payload.name()),
-            payload: AnyPayload::Typed(payload),
+            event_type: Cow::Borrowed(envelope.payload().name()),
+            payload: AnyPayload::Typed(envelope),
         }
     }
 
@@ -295,7 +346,7 @@ impl AnyEnvelope {
     /// [`AnyEnvelope::decode`] for those).
     pub fn downcast_ref<E: Event>(&self) -> Option<&E> {
         match &self.payload {
-            AnyPayload::Typed(value) => value.as_any().downcast_ref::<E>(),
+            AnyPayload::Typed(value) => value.payload().as_any().downcast_ref::<E>(),
             AnyPayload::Json(_) => None,
         }
     }
@@ -303,7 +354,7 @@ impl AnyEnvelope {
     /// The payload as JSON.
     pub fn payload_json(&self) -> Result<Box<RawValue>, EncodeError> {
         match &self.payload {
-            AnyPayload::Typed(value) => value.to_json().map_err(EncodeError),
+            AnyPayload::Typed(value) => value.payload().to_json().map_err(EncodeError),
             AnyPayload::Json(raw) => Ok(raw.clone()),
         }
     }
@@ -334,14 +385,17 @@ impl AnyEnvelope {
             payload,
         } = self;
         let (decoded, payload) = match payload {
-            AnyPayload::Typed(value) if value.as_any().is::<E>() => {
-                match value.clone().into_any_arc().downcast::<E>() {
+            AnyPayload::Typed(value) if value.as_any().is::<Envelope<E>>() => {
+                match value.clone().into_any_arc().downcast::<Envelope<E>>() {
                     Ok(typed) => {
                         drop(value);
                         match Arc::try_unwrap(typed) {
-                            Ok(owned) => return Ok(Envelope::from_parts(meta, owned)),
+                            // The outer metadata is the authority (see `AnyPayload`).
+                            Ok(owned) => return Ok(Envelope::from_parts(meta, owned.payload)),
                             // Someone else still holds this payload: copy it through JSON.
-                            Err(shared) => (reencode::<E>(&shared), AnyPayload::Typed(shared)),
+                            Err(shared) => {
+                                (reencode::<E>(&shared.payload), AnyPayload::Typed(shared))
+                            }
                         }
                     }
                     Err(_) => {
@@ -356,6 +410,7 @@ impl AnyEnvelope {
             // through JSON, as if it had crossed a process boundary.
             AnyPayload::Typed(value) => {
                 let decoded = value
+                    .payload()
                     .to_json()
                     .and_then(|raw| serde_json::from_str(raw.get()));
                 (decoded, AnyPayload::Typed(value))
@@ -375,11 +430,33 @@ impl AnyEnvelope {
         }
     }
 
+    /// Decodes the payload as `E` and keeps the typed envelope inside, for the spine: the
+    /// delivery then owns the event while organs borrow it through [`held`](Self::held).
+    /// Gives the envelope back intact when it does not decode.
+    pub(crate) fn hold<E: Event>(self) -> Result<Self, Box<(Self, DecodeError)>> {
+        if self.held::<E>().is_some() {
+            // The common case in memory: already a whole `Envelope<E>`, nothing to do.
+            return Ok(self);
+        }
+        Ok(AnyEnvelope::from(self.try_decode::<E>()?))
+    }
+
+    /// The typed envelope inside, if it is an `Envelope<E>` with this envelope's metadata.
+    pub(crate) fn held<E: Event>(&self) -> Option<&Envelope<E>> {
+        match &self.payload {
+            AnyPayload::Typed(value) => value
+                .as_any()
+                .downcast_ref::<Envelope<E>>()
+                .filter(|inner| inner.meta == self.meta),
+            AnyPayload::Json(_) => None,
+        }
+    }
+
     /// Encodes the envelope in the JSON wire format.
     pub fn to_json(&self) -> Result<Vec<u8>, EncodeError> {
         match &self.payload {
             AnyPayload::Typed(value) => {
-                let raw = value.to_json().map_err(EncodeError)?;
+                let raw = value.payload().to_json().map_err(EncodeError)?;
                 wire::encode(&self.meta, &self.event_type, &*raw)
             }
             AnyPayload::Json(raw) => wire::encode(&self.meta, &self.event_type, &**raw),
@@ -395,7 +472,11 @@ impl AnyEnvelope {
 
 impl<E: Event> From<Envelope<E>> for AnyEnvelope {
     fn from(envelope: Envelope<E>) -> Self {
-        AnyEnvelope::typed(envelope.meta, Arc::new(envelope.payload))
+        AnyEnvelope {
+            meta: envelope.meta.clone(),
+            event_type: Cow::Borrowed(E::NAME),
+            payload: AnyPayload::Typed(Arc::new(envelope)),
+        }
     }
 }
 
@@ -403,6 +484,7 @@ impl fmt::Debug for AnyEnvelope {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let payload = match &self.payload {
             AnyPayload::Typed(value) => value
+                .payload()
                 .to_json()
                 .map(|raw| raw.get().to_owned())
                 .unwrap_or_else(|e| format!("<unserializable: {e}>")),

@@ -1,7 +1,6 @@
 //! The [`Event`] trait: what makes a plain Rust type something a spine can route.
 
 use std::any::Any;
-use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -41,7 +40,6 @@ pub trait Event: Serialize + DeserializeOwned + Send + Sync + 'static {
 pub(crate) trait ErasedEvent: Any + Send + Sync {
     fn name(&self) -> &'static str;
     fn as_any(&self) -> &dyn Any;
-    fn into_any_arc(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
     fn to_json(&self) -> serde_json::Result<Box<RawValue>>;
 }
 
@@ -51,10 +49,6 @@ impl<E: Event> ErasedEvent for E {
     }
 
     fn as_any(&self) -> &dyn Any {
-        self
-    }
-
-    fn into_any_arc(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
         self
     }
 

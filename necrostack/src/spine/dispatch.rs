@@ -6,6 +6,7 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
 
 use super::policy::{Failure, FailureKind, FailurePolicy};
@@ -75,55 +76,135 @@ impl Dispatch {
     }
 }
 
+/// The work of handling one event: finished already (every organ was sync), or a future
+/// to await (an async organ, or a failure policy that waits).
+pub(crate) enum Prepared<'a> {
+    Done(EventOutcome),
+    Pending(BoxFuture<'a, EventOutcome>),
+}
+
 /// Runs every organ on `event` in order and collects what they emitted.
-pub(crate) async fn run_organs<E: Event>(
-    organs: &[Box<dyn DynOrgan<E>>],
-    event: Envelope<E>,
-    ctx: &Dispatch,
+///
+/// Sync organs that succeed are run right here, so an event whose organs are all sync
+/// costs no future and no allocation for the work itself; from the first organ that
+/// needs waiting (an async handler, a failure under the policy), the rest continues in a
+/// boxed future. `envelope` is the delivered event holding `event`, for dead letters.
+pub(crate) fn run_organs<'a, E: Event>(
+    organs: &'a [Box<dyn DynOrgan<E>>],
+    envelope: &'a AnyEnvelope,
+    event: &'a Envelope<E>,
+    ctx: &'a Dispatch,
+) -> Prepared<'a> {
+    let mut progress = Progress::default();
+    for (index, organ) in organs.iter().enumerate() {
+        match start(organ.as_ref(), event) {
+            Ok(Handling::Ready(Ok(emit))) => progress.record(event, Ok(emit)),
+            first => {
+                let rest = finish_organs(&organs[index..], first, envelope, event, ctx, progress);
+                return Prepared::Pending(Box::pin(rest));
+            }
+        }
+    }
+    Prepared::Done(progress.finish(envelope))
+}
+
+/// Continues [`run_organs`] from `organs[0]`, whose first call gave `first`.
+async fn finish_organs<'a, E: Event>(
+    organs: &'a [Box<dyn DynOrgan<E>>],
+    first: Result<Handling<'a>, CallFailure>,
+    envelope: &'a AnyEnvelope,
+    event: &'a Envelope<E>,
+    ctx: &'a Dispatch,
+    mut progress: Progress,
 ) -> EventOutcome {
-    let mut outcome = EventOutcome::default();
-    let mut reasons = Vec::new();
+    let mut first = Some(first);
     for organ in organs {
-        match run_one(organ.as_ref(), &event, ctx, &mut outcome.counts).await {
+        let organ = organ.as_ref();
+        let called = match first.take() {
+            Some(called) => called,
+            None => start(organ, event),
+        };
+        let result = match called {
+            Ok(Handling::Ready(Ok(emit))) => Ok(emit),
+            called => run_one(organ, event, ctx, &mut progress.outcome.counts, called).await,
+        };
+        progress.record(event, result);
+    }
+    progress.finish(envelope)
+}
+
+/// What the organs of one event did so far.
+#[derive(Default)]
+struct Progress {
+    outcome: EventOutcome,
+    /// Dead-letter reasons, one per organ that failed under a dead-lettering policy.
+    reasons: Vec<DeadLetterReason>,
+}
+
+impl Progress {
+    fn record<E: Event>(
+        &mut self,
+        event: &Envelope<E>,
+        result: Result<Emit, Option<DeadLetterReason>>,
+    ) {
+        match result {
             Ok(emit) => {
+                let outcome = &mut self.outcome;
                 outcome.counts.handled += 1;
                 outcome.counts.emitted += emit.len() as u64;
                 outcome.emitted.reserve(emit.len());
-                for payload in emit.events {
+                for emitted in emit.events {
                     outcome
                         .emitted
-                        .push(AnyEnvelope::typed(event.meta.child(), payload));
+                        .push(AnyEnvelope::stamped(event.meta.child(), emitted));
                 }
             }
-            Err(Some(reason)) => reasons.push(reason),
+            Err(Some(reason)) => self.reasons.push(reason),
             Err(None) => {}
         }
     }
-    if !reasons.is_empty() {
-        let envelope = AnyEnvelope::from(event);
-        let at = chrono::Utc::now();
-        outcome.counts.dead_lettered += reasons.len() as u64;
+
+    fn finish(self, envelope: &AnyEnvelope) -> EventOutcome {
+        let Progress {
+            mut outcome,
+            reasons,
+        } = self;
+        if !reasons.is_empty() {
+            let at = chrono::Utc::now();
+            outcome.counts.dead_lettered += reasons.len() as u64;
+            outcome
+                .dead_letters
+                .extend(reasons.into_iter().map(|reason| DeadLetter {
+                    envelope: envelope.clone(),
+                    reason,
+                    at,
+                }));
+        }
         outcome
-            .dead_letters
-            .extend(reasons.into_iter().map(|reason| DeadLetter {
-                envelope: envelope.clone(),
-                reason,
-                at,
-            }));
     }
-    outcome
 }
 
-/// Runs one organ under the failure policy. `Err(Some(reason))` asks for a dead letter.
-async fn run_one<E: Event>(
-    organ: &dyn DynOrgan<E>,
-    event: &Envelope<E>,
+/// A failure of one call: what kind, and the message.
+type CallFailure = (FailureKind, String);
+
+/// Runs one organ under the failure policy, given the outcome of its first call.
+/// `Err(Some(reason))` asks for a dead letter.
+async fn run_one<'a, E: Event>(
+    organ: &'a dyn DynOrgan<E>,
+    event: &'a Envelope<E>,
     ctx: &Dispatch,
     counts: &mut RunReport,
+    first: Result<Handling<'a>, CallFailure>,
 ) -> Result<Emit, Option<DeadLetterReason>> {
     let mut attempt = 1;
+    let mut first = Some(first);
     loop {
-        let (kind, error) = match call_once(organ, event, ctx.handler_timeout).await {
+        let result = match first.take() {
+            Some(Ok(handling)) => finish(handling, ctx.handler_timeout).await,
+            Some(Err(failure)) => Err(failure),
+            None => call_once(organ, event, ctx.handler_timeout).await,
+        };
+        let (kind, error) = match result {
             Ok(emit) => return Ok(emit),
             Err(failure) => failure,
         };
@@ -178,9 +259,23 @@ async fn call_once<E: Event>(
     organ: &dyn DynOrgan<E>,
     event: &Envelope<E>,
     timeout: Option<Duration>,
-) -> Result<Emit, (FailureKind, String)> {
-    let handling = std::panic::catch_unwind(AssertUnwindSafe(|| organ.call(event)))
-        .map_err(|panic| (FailureKind::Panic, panic_message(&*panic)))?;
+) -> Result<Emit, CallFailure> {
+    finish(start(organ, event)?, timeout).await
+}
+
+/// Calls the organ: a sync handler runs to the end here, an async one returns its
+/// future. A panic becomes a failure.
+fn start<'a, E: Event>(
+    organ: &'a dyn DynOrgan<E>,
+    event: &'a Envelope<E>,
+) -> Result<Handling<'a>, CallFailure> {
+    std::panic::catch_unwind(AssertUnwindSafe(|| organ.call(event)))
+        .map_err(|panic| (FailureKind::Panic, panic_message(&*panic)))
+}
+
+/// Waits for an async handler (under the timeout) and turns errors and panics into a
+/// failure.
+async fn finish(handling: Handling<'_>, timeout: Option<Duration>) -> Result<Emit, CallFailure> {
     let result = match handling {
         Handling::Ready(result) => result,
         Handling::Pending(future) => {

@@ -8,7 +8,6 @@ mod report;
 mod routing;
 mod run_loop;
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,7 +25,7 @@ use crate::envelope::{AnyEnvelope, Envelope};
 use crate::error::Error;
 use crate::event::Event;
 use dispatch::Dispatch;
-use routing::Route;
+use routing::RouteTable;
 
 /// The dispatcher: organs, a routing table built once, and a backend.
 ///
@@ -69,7 +68,7 @@ impl<B: Backend> Clone for Spine<B> {
 
 struct Inner<B> {
     backend: B,
-    routes: HashMap<&'static str, Box<dyn Route>>,
+    routes: RouteTable,
     config: Config,
     dispatch: Dispatch,
     stop: Arc<StopState>,
@@ -161,7 +160,7 @@ impl<B: Backend> Spine<B> {
 
     /// The event type names that have organs, for diagnostics.
     pub fn routed_event_types(&self) -> impl Iterator<Item = &'static str> + '_ {
-        self.inner.routes.keys().copied()
+        self.inner.routes.names()
     }
 }
 

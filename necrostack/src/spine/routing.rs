@@ -5,17 +5,15 @@
 
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
-
-use futures_util::future::BoxFuture;
-use futures_util::FutureExt;
+use std::hash::{BuildHasherDefault, Hash, Hasher};
 
 use super::builder::BuildError;
-use super::dispatch::{self, Dispatch, EventOutcome};
+use super::dispatch::{self, Dispatch, EventOutcome, Prepared};
 use crate::backend::DeadLetterReason;
 use crate::envelope::{AnyEnvelope, Envelope};
 use crate::event::Event;
 use crate::organ::{Handling, Organ};
+use crate::wire::DecodeError;
 
 /// An organ with its concrete type erased, for a list of organs of one event type.
 pub(crate) trait DynOrgan<E>: Send + Sync {
@@ -46,14 +44,18 @@ pub(crate) trait Route: Send + Sync {
     fn as_any_mut(&mut self) -> &mut dyn Any;
     /// Whether no organ listens (the route exists only for an ordering key).
     fn is_empty(&self) -> bool;
+    /// Whether this event type has an ordering key.
+    fn has_key(&self) -> bool;
     /// The ordering key of `envelope`, if this event type has one.
     fn key(&self, envelope: &AnyEnvelope) -> Option<u64>;
-    /// Decodes `envelope` and returns the work of running every organ on it.
+    /// Decodes `envelope` into `slot` (where the caller keeps it while organs borrow it)
+    /// and runs every organ on it, or returns the work left when an organ must be awaited.
     fn prepare<'a>(
         &'a self,
         envelope: AnyEnvelope,
+        slot: &'a mut Option<AnyEnvelope>,
         ctx: &'a Dispatch,
-    ) -> BoxFuture<'a, EventOutcome>;
+    ) -> Prepared<'a>;
 }
 
 impl<E: Event> Route for TypedRoute<E> {
@@ -63,6 +65,10 @@ impl<E: Event> Route for TypedRoute<E> {
 
     fn is_empty(&self) -> bool {
         self.organs.is_empty()
+    }
+
+    fn has_key(&self) -> bool {
+        self.key.is_some()
     }
 
     fn key(&self, envelope: &AnyEnvelope) -> Option<u64> {
@@ -81,28 +87,40 @@ impl<E: Event> Route for TypedRoute<E> {
     fn prepare<'a>(
         &'a self,
         envelope: AnyEnvelope,
+        slot: &'a mut Option<AnyEnvelope>,
         ctx: &'a Dispatch,
-    ) -> BoxFuture<'a, EventOutcome> {
+    ) -> Prepared<'a> {
         if let Some(outcome) = ctx.check_depth(&envelope) {
-            return futures_util::future::ready(outcome).boxed();
+            return Prepared::Done(outcome);
         }
-        match envelope.try_decode::<E>() {
-            Ok(event) => dispatch::run_organs(&self.organs, event, ctx).boxed(),
-            Err(failed) => {
-                let (envelope, error) = *failed;
-                tracing::warn!(
-                    event_id = %envelope.id(),
-                    event_type = %envelope.event_type(),
-                    correlation_id = %envelope.correlation_id(),
-                    %error,
-                    "undecodable event: dead-lettered"
-                );
-                let reason = DeadLetterReason::Undecodable {
-                    error: error.to_string(),
-                };
-                futures_util::future::ready(EventOutcome::dead(envelope, reason)).boxed()
+        let (envelope, error) = match envelope.hold::<E>() {
+            Ok(held) => {
+                let held: &'a AnyEnvelope = slot.insert(held);
+                match held.held::<E>() {
+                    Some(event) => return dispatch::run_organs(&self.organs, held, event, ctx),
+                    // `hold` just made it an `Envelope<E>`; kept as an error, never a panic.
+                    None => (
+                        held.clone(),
+                        DecodeError::WrongEventType {
+                            expected: E::NAME,
+                            found: held.event_type().to_owned(),
+                        },
+                    ),
+                }
             }
-        }
+            Err(failed) => *failed,
+        };
+        tracing::warn!(
+            event_id = %envelope.id(),
+            event_type = %envelope.event_type(),
+            correlation_id = %envelope.correlation_id(),
+            %error,
+            "undecodable event: dead-lettered"
+        );
+        let reason = DeadLetterReason::Undecodable {
+            error: error.to_string(),
+        };
+        Prepared::Done(EventOutcome::dead(envelope, reason))
     }
 }
 
@@ -169,10 +187,67 @@ impl RouteTableBuilder {
         }
     }
 
-    pub(crate) fn finish(self) -> HashMap<&'static str, Box<dyn Route>> {
-        self.slots
-            .into_iter()
-            .map(|(name, slot)| (name, slot.route))
-            .collect()
+    pub(crate) fn finish(self) -> RouteTable {
+        let keyed = self.slots.values().any(|slot| slot.route.has_key());
+        RouteTable {
+            routes: self
+                .slots
+                .into_iter()
+                .map(|(name, slot)| (name, slot.route))
+                .collect(),
+            keyed,
+        }
+    }
+}
+
+/// The finished routing table: event type name to route, looked up once per event.
+pub(crate) struct RouteTable {
+    routes: HashMap<&'static str, Box<dyn Route>, BuildHasherDefault<NameHasher>>,
+    /// Whether any route has an ordering key; when none has, no lookup is needed for it.
+    keyed: bool,
+}
+
+impl RouteTable {
+    /// The route for an event type name.
+    pub(crate) fn get(&self, event_type: &str) -> Option<&dyn Route> {
+        self.routes.get(event_type).map(|route| &**route)
+    }
+
+    /// The ordering key of `envelope`, if its event type has one.
+    pub(crate) fn key(&self, envelope: &AnyEnvelope) -> Option<u64> {
+        if !self.keyed {
+            return None;
+        }
+        self.get(envelope.event_type())?.key(envelope)
+    }
+
+    /// The event type names that have routes.
+    pub(crate) fn names(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.routes.keys().copied()
+    }
+}
+
+/// FNV-1a, for the routing table's keys: event names are short, and SipHash's
+/// protection against flooding is not needed in a table that is never inserted into
+/// after `build()` (a lookup of a hostile name costs at most one probe sequence).
+#[derive(Default)]
+pub(crate) struct NameHasher(u64);
+
+impl Hasher for NameHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut hash = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for &byte in bytes {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        self.0 = hash;
     }
 }

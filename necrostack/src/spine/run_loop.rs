@@ -13,9 +13,10 @@ use std::time::Duration;
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
 
-use super::dispatch::EventOutcome;
+use super::dispatch::{EventOutcome, Prepared};
 use super::{RunReport, Spine};
 use crate::backend::{Backend, BackendError, Completion, Delivery};
+use crate::envelope::AnyEnvelope;
 use crate::error::Error;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -74,13 +75,22 @@ impl<B: Backend> Spine<B> {
                 if let Some(key) = key {
                     busy_keys.insert(key);
                 }
-                let job = self.handle(delivery, key);
                 if config.concurrency == 1 {
-                    // Nothing else can be in flight: skip the FuturesUnordered machinery.
-                    let done = job.await;
+                    // Nothing else can be in flight: run it right here, without the
+                    // FuturesUnordered machinery nor a future per event (when its organs
+                    // are sync, `route` has finished the work when it returns).
+                    let Delivery {
+                        envelope, receipt, ..
+                    } = delivery;
+                    let mut held = None;
+                    let outcome = match self.route(envelope, &mut held) {
+                        Prepared::Done(outcome) => outcome,
+                        Prepared::Pending(work) => work.await,
+                    };
+                    let done = self.complete(receipt, key, outcome).await;
                     absorb(done, mode, &mut report, &mut busy_keys, &mut ending);
                 } else {
-                    in_flight.push(job);
+                    in_flight.push(self.handle(delivery, key));
                 }
             }
 
@@ -150,10 +160,7 @@ impl<B: Backend> Spine<B> {
                             continue;
                         }
                         report.steps += 1;
-                        let key = inner
-                            .routes
-                            .get(delivery.envelope.event_type())
-                            .and_then(|route| route.key(&delivery.envelope));
+                        let key = inner.routes.key(&delivery.envelope);
                         buffer.push_back((delivery, key));
                     }
                     if !over.is_empty() {
@@ -196,35 +203,54 @@ impl<B: Backend> Spine<B> {
         delivery: Delivery<B::Receipt>,
         key: Option<u64>,
     ) -> impl Future<Output = Done> + Send + '_ {
-        let inner = &*self.inner;
         async move {
             let Delivery {
                 envelope, receipt, ..
             } = delivery;
-            let outcome = match inner.routes.get(envelope.event_type()) {
-                Some(route) if !route.is_empty() => route.prepare(envelope, &inner.dispatch).await,
-                _ => {
-                    tracing::debug!(
-                        event_id = %envelope.id(),
-                        event_type = %envelope.event_type(),
-                        "no organ listens to this event type; acknowledged"
-                    );
-                    EventOutcome {
-                        counts: RunReport {
-                            unrouted: 1,
-                            ..RunReport::default()
-                        },
-                        ..EventOutcome::default()
-                    }
-                }
+            let mut held = None;
+            let outcome = match self.route(envelope, &mut held) {
+                Prepared::Done(outcome) => outcome,
+                Prepared::Pending(work) => work.await,
             };
-            let completion = Completion {
-                emitted: outcome.emitted,
-                dead_letters: outcome.dead_letters,
-            };
-            let result = inner.backend.complete(receipt, completion).await;
-            (key, result.map(|()| outcome.counts))
+            self.complete(receipt, key, outcome).await
         }
+    }
+
+    /// Runs the organs listening to `envelope`, or returns the work left when one must be
+    /// awaited. `held` is where the decoded event stays while organs borrow it.
+    fn route<'a>(
+        &'a self,
+        envelope: AnyEnvelope,
+        held: &'a mut Option<AnyEnvelope>,
+    ) -> Prepared<'a> {
+        let inner = &*self.inner;
+        match inner.routes.get(envelope.event_type()) {
+            Some(route) if !route.is_empty() => route.prepare(envelope, held, &inner.dispatch),
+            _ => {
+                tracing::debug!(
+                    event_id = %envelope.id(),
+                    event_type = %envelope.event_type(),
+                    "no organ listens to this event type; acknowledged"
+                );
+                Prepared::Done(EventOutcome {
+                    counts: RunReport {
+                        unrouted: 1,
+                        ..RunReport::default()
+                    },
+                    ..EventOutcome::default()
+                })
+            }
+        }
+    }
+
+    /// Hands what one handling produced to the backend, acknowledging the delivery.
+    async fn complete(&self, receipt: B::Receipt, key: Option<u64>, outcome: EventOutcome) -> Done {
+        let completion = Completion {
+            emitted: outcome.emitted,
+            dead_letters: outcome.dead_letters,
+        };
+        let result = self.inner.backend.complete(receipt, completion).await;
+        (key, result.map(|()| outcome.counts))
     }
 }
 

@@ -55,9 +55,12 @@ impl AsyncStep {
     }
 }
 
+/// What the step log saw: the text, the event id, its causation.
+type Steps = Arc<Mutex<Vec<(String, Uuid, Option<Uuid>)>>>;
+
 /// Records every `Step` with its envelope's identity.
 struct StepLog {
-    seen: Arc<Mutex<Vec<(String, Uuid, Option<Uuid>)>>>,
+    seen: Steps,
 }
 
 #[organ(listens_to = Step)]

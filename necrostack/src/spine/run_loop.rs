@@ -198,22 +198,16 @@ impl<B: Backend> Spine<B> {
     }
 
     /// Runs the organs for one delivery and completes it with the backend.
-    fn handle(
-        &self,
-        delivery: Delivery<B::Receipt>,
-        key: Option<u64>,
-    ) -> impl Future<Output = Done> + Send + '_ {
-        async move {
-            let Delivery {
-                envelope, receipt, ..
-            } = delivery;
-            let mut held = None;
-            let outcome = match self.route(envelope, &mut held) {
-                Prepared::Done(outcome) => outcome,
-                Prepared::Pending(work) => work.await,
-            };
-            self.complete(receipt, key, outcome).await
-        }
+    async fn handle(&self, delivery: Delivery<B::Receipt>, key: Option<u64>) -> Done {
+        let Delivery {
+            envelope, receipt, ..
+        } = delivery;
+        let mut held = None;
+        let outcome = match self.route(envelope, &mut held) {
+            Prepared::Done(outcome) => outcome,
+            Prepared::Pending(work) => work.await,
+        };
+        self.complete(receipt, key, outcome).await
     }
 
     /// Runs the organs listening to `envelope`, or returns the work left when one must be

@@ -5,17 +5,14 @@ use std::any::Any;
 use std::borrow::Cow;
 use std::fmt;
 use std::ops::Deref;
-use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde_json::value::RawValue;
-use uuid::timestamp::context::ContextV7;
-use uuid::timestamp::ClockSequence;
-use uuid::{Timestamp, Uuid};
+use uuid::Uuid;
 
 use crate::event::{ErasedEvent, Event};
+use crate::identity::fresh_identity;
 use crate::wire::{self, DecodeError, EncodeError};
 
 /// Identity, time and lineage of one event. Shared by the typed and the erased envelope.
@@ -64,43 +61,6 @@ impl Meta {
             depth: self.depth.saturating_add(1),
         }
     }
-}
-
-/// The counter that keeps v7 ids created in this process strictly increasing, even
-/// within one millisecond (the same scheme as `Uuid::now_v7`, whose context is private).
-static ID_CONTEXT: Mutex<ContextV7> = Mutex::new(ContextV7::new());
-
-/// The last creation time handed out, in nanoseconds since the Unix epoch.
-static LAST_NANOS: AtomicI64 = AtomicI64::new(i64::MIN);
-
-/// A fresh time-ordered (v7) id and the creation time, from a single clock reading.
-///
-/// The time is never earlier than one this process handed out before: the wall clock can
-/// step backwards (NTP), and envelopes created one after another must not, so that
-/// timestamps are non-decreasing in emit order. This runs once per emitted event, so it
-/// reads the clock once (`Uuid::now_v7()` and `Utc::now()` would read it twice) and takes
-/// the id counter's lock once.
-fn fresh_identity() -> (Uuid, DateTime<Utc>) {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .ok()
-        .and_then(|since| i64::try_from(since.as_nanos()).ok());
-    let Some(nanos) = nanos else {
-        // Before 1970 or after 2262: outside what the fast path represents.
-        return (Uuid::now_v7(), Utc::now());
-    };
-    let nanos = LAST_NANOS.fetch_max(nanos, Ordering::AcqRel).max(nanos);
-    let seconds = nanos.div_euclid(1_000_000_000) as u64;
-    let subsec = nanos.rem_euclid(1_000_000_000) as u32;
-    let timestamp = {
-        let context = ID_CONTEXT.lock().unwrap_or_else(PoisonError::into_inner);
-        let (counter, seconds, subsec) = context.generate_timestamp_sequence(seconds, subsec);
-        Timestamp::from_unix_time(seconds, subsec, counter.into(), context.usable_bits() as u8)
-    };
-    (
-        Uuid::new_v7(timestamp),
-        DateTime::from_timestamp_nanos(nanos),
-    )
 }
 
 /// An event of type `E` with its id, UTC timestamp and lineage.

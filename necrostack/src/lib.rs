@@ -42,6 +42,7 @@ mod emit;
 mod envelope;
 mod error;
 mod event;
+mod identity;
 mod organ;
 pub mod spine;
 pub mod testing;

@@ -189,20 +189,35 @@ impl RouteTableBuilder {
 
     pub(crate) fn finish(self) -> RouteTable {
         let keyed = self.slots.values().any(|slot| slot.route.has_key());
+        let routes: Vec<(&'static str, Box<dyn Route>)> = self
+            .slots
+            .into_iter()
+            .map(|(name, slot)| (name, slot.route))
+            .collect();
+        let index = (routes.len() > LINEAR_SCAN_ROUTES).then(|| {
+            routes
+                .iter()
+                .enumerate()
+                .map(|(at, (name, _))| (*name, at))
+                .collect()
+        });
         RouteTable {
-            routes: self
-                .slots
-                .into_iter()
-                .map(|(name, slot)| (name, slot.route))
-                .collect(),
+            routes,
+            index,
             keyed,
         }
     }
 }
 
+/// Up to this many event types, finding a route by comparing names one by one is
+/// faster than hashing the name.
+const LINEAR_SCAN_ROUTES: usize = 8;
+
 /// The finished routing table: event type name to route, looked up once per event.
 pub(crate) struct RouteTable {
-    routes: HashMap<&'static str, Box<dyn Route>, BuildHasherDefault<NameHasher>>,
+    routes: Vec<(&'static str, Box<dyn Route>)>,
+    /// Name to position in `routes`, for tables too large to scan.
+    index: Option<HashMap<&'static str, usize, BuildHasherDefault<NameHasher>>>,
     /// Whether any route has an ordering key; when none has, no lookup is needed for it.
     keyed: bool,
 }
@@ -210,7 +225,11 @@ pub(crate) struct RouteTable {
 impl RouteTable {
     /// The route for an event type name.
     pub(crate) fn get(&self, event_type: &str) -> Option<&dyn Route> {
-        self.routes.get(event_type).map(|route| &**route)
+        let at = match &self.index {
+            Some(index) => *index.get(event_type)?,
+            None => self.routes.iter().position(|(name, _)| *name == event_type)?,
+        };
+        self.routes.get(at).map(|(_, route)| &**route)
     }
 
     /// The ordering key of `envelope`, if its event type has one.
@@ -223,7 +242,7 @@ impl RouteTable {
 
     /// The event type names that have routes.
     pub(crate) fn names(&self) -> impl Iterator<Item = &'static str> + '_ {
-        self.routes.keys().copied()
+        self.routes.iter().map(|(name, _)| *name)
     }
 }
 

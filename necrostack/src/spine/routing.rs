@@ -227,7 +227,10 @@ impl RouteTable {
     pub(crate) fn get(&self, event_type: &str) -> Option<&dyn Route> {
         let at = match &self.index {
             Some(index) => *index.get(event_type)?,
-            None => self.routes.iter().position(|(name, _)| *name == event_type)?,
+            None => self
+                .routes
+                .iter()
+                .position(|(name, _)| *name == event_type)?,
         };
         self.routes.get(at).map(|(_, route)| &**route)
     }

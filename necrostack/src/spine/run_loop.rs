@@ -6,9 +6,10 @@
 //! pulled-but-unstarted events back to the backend and waits for the ones in flight.
 
 use std::collections::{HashSet, VecDeque};
-use std::future::Future;
+use std::future::{poll_fn, Future};
 use std::pin::pin;
 use std::sync::atomic::Ordering;
+use std::task::Poll;
 use std::time::Duration;
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
@@ -134,17 +135,35 @@ impl<B: Backend> Spine<B> {
             } else {
                 config.poll_interval
             };
-            let pulled = tokio::select! {
-                biased;
-                _ = &mut stop => {
+            let mut pull = pin!(inner.backend.pull(max, timeout));
+            let mut ready = None;
+            if !signals && in_flight.is_empty() {
+                // The fast path when events keep coming: without signals, `stop` is ready
+                // exactly when the flag is set, so check the flag and try the pull once
+                // before paying for the select (which still waits when the pull must).
+                if inner.stop.requested.load(Ordering::SeqCst) {
                     ending = Some(Ending::Stopped);
                     continue;
                 }
-                Some(done) = in_flight.next(), if !in_flight.is_empty() => {
-                    absorb(done, mode, &mut report, &mut busy_keys, &mut ending);
-                    continue;
+                if let Poll::Ready(pulled) = poll_fn(|cx| Poll::Ready(pull.as_mut().poll(cx))).await
+                {
+                    ready = Some(pulled);
                 }
-                pulled = inner.backend.pull(max, timeout) => pulled,
+            }
+            let pulled = match ready {
+                Some(pulled) => pulled,
+                None => tokio::select! {
+                    biased;
+                    _ = &mut stop => {
+                        ending = Some(Ending::Stopped);
+                        continue;
+                    }
+                    Some(done) = in_flight.next(), if !in_flight.is_empty() => {
+                        absorb(done, mode, &mut report, &mut busy_keys, &mut ending);
+                        continue;
+                    }
+                    pulled = &mut pull => pulled,
+                },
             };
 
             match pulled {

@@ -64,13 +64,16 @@ impl<B: Backend> Spine<B> {
             // a stop or a backend failure gives them back instead.
             let may_start = matches!(ending, None | Some(Ending::MaxSteps(_)));
             while may_start && in_flight.len() < config.concurrency {
-                let Some(index) = buffer
-                    .iter()
-                    .position(|(_, key)| key.is_none_or(|k| !busy_keys.contains(&k)))
-                else {
-                    break;
+                let next = if busy_keys.is_empty() {
+                    // No key is held: the first buffered event may start.
+                    buffer.pop_front()
+                } else {
+                    buffer
+                        .iter()
+                        .position(|(_, key)| key.is_none_or(|k| !busy_keys.contains(&k)))
+                        .and_then(|index| buffer.remove(index))
                 };
-                let Some((delivery, key)) = buffer.remove(index) else {
+                let Some((delivery, key)) = next else {
                     break;
                 };
                 if let Some(key) = key {

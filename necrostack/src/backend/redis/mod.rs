@@ -22,6 +22,9 @@
 //!   the entry goes to the dead-letter stream and is acknowledged. Entries that are not
 //!   a single `envelope` field, are larger than `max_payload_bytes` or do not decode go
 //!   there too, with the reason; the worker goes on.
+//! * While the backend holds entries (pulled, not yet completed), a heartbeat resets
+//!   their idle time every third of `claim_idle`, so a slow batch is not taken over by
+//!   another consumer while this one still works on it.
 //! * `release` and `close` hand this consumer's unhandled entries over: they are marked
 //!   idle so that the next `XAUTOCLAIM` of any consumer takes them at once.
 //!
@@ -33,6 +36,7 @@ mod core;
 mod dead_letter;
 mod error;
 mod health;
+mod heartbeat;
 mod reader;
 mod reply;
 mod script;
@@ -461,10 +465,11 @@ impl RedisBackendBuilder {
     /// the backend. Fails if Redis cannot be reached within the connect timeout or a
     /// setting is invalid.
     pub async fn build(self) -> Result<RedisBackend, BackendError> {
-        let core = Core::connect(self).await?;
+        let core = Arc::new(Core::connect(self).await?);
         tracing::info!(config = %core.config, "Redis backend ready");
+        heartbeat::spawn(&core);
         Ok(RedisBackend {
-            core: Arc::new(core),
+            core,
             reader: Arc::new(tokio::sync::Mutex::new(Reader::default())),
         })
     }

@@ -77,6 +77,14 @@ async fn outputs(url: &str) -> HashMap<u32, u32> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn workers_recover_from_a_redis_restart_and_lose_nothing() {
+    // RUST_LOG=info shows the reconnections.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error")),
+        )
+        .with_test_writer()
+        .try_init();
     let Some(mut server) = redis_server::RedisServer::start_with(redis_server::Options {
         persistence: true,
         ..Default::default()
@@ -96,6 +104,9 @@ async fn workers_recover_from_a_redis_restart_and_lose_nothing() {
             .collect();
         producer.enqueue(batch).await.unwrap();
     }
+
+    // A producer that stays idle across the restart: its connection goes stale.
+    let idle_producer = builder(&url, "idle-producer").build().await.unwrap();
 
     let handled = Arc::new(Mutex::new(Vec::new()));
     let mut running = Vec::new();
@@ -137,24 +148,30 @@ async fn workers_recover_from_a_redis_restart_and_lose_nothing() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     server.restart();
 
-    // After the restart, enqueueing works again; that event is handled too.
+    // After the restart, enqueueing works again, also on the stale connection of the
+    // idle producer (the backend checks whether the interrupted write landed, then
+    // sends it again); both events are handled, each exactly once.
     producer
         .enqueue(vec![Envelope::new(Job { n: JOBS }).into()])
         .await
         .unwrap();
+    idle_producer
+        .enqueue(vec![Envelope::new(Job { n: JOBS + 1 }).into()])
+        .await
+        .expect("an idle producer enqueues after a Redis restart");
 
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let out = outputs(&url).await;
         let health = producer.health().await.unwrap();
-        if out.len() > JOBS as usize && health.pending == 0 && health.lag == Some(0) {
+        if out.len() > JOBS as usize + 1 && health.pending == 0 && health.lag == Some(0) {
             break;
         }
         assert!(
             Instant::now() < deadline,
             "not finished after the restart: {} of {} outputs, {health:?}",
             out.len(),
-            JOBS + 1
+            JOBS + 2
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -166,11 +183,12 @@ async fn workers_recover_from_a_redis_restart_and_lose_nothing() {
     }
 
     let out = outputs(&url).await;
-    for n in 0..=JOBS {
+    assert_eq!(out.len(), JOBS as usize + 2);
+    for n in 0..=JOBS + 1 {
         assert_eq!(out.get(&n), Some(&1), "job {n}: {:?} outputs", out.get(&n));
     }
     let handled = handled.lock().unwrap().clone();
-    for n in 0..=JOBS {
+    for n in 0..=JOBS + 1 {
         assert!(handled.contains(&n), "job {n} never handled");
     }
     let reconnections: u64 = backends.iter().map(|b| b.metrics().reconnections).sum();
@@ -183,7 +201,7 @@ async fn workers_recover_from_a_redis_restart_and_lose_nothing() {
     }
     eprintln!(
         "restart test: {} jobs, {at_kill} handled when Redis was killed, {} handlings in all, {reconnections} reconnections, {:?}",
-        JOBS + 1,
+        JOBS + 2,
         handled.len(),
         started.elapsed()
     );

@@ -4,7 +4,8 @@
 //!
 //! * `enqueue` adds each event as one entry `{envelope: <JSON>}` with `XADD` (in one
 //!   `MULTI`/`EXEC`, so a batch is stored whole or not at all), optionally trimmed with
-//!   `MAXLEN ~`.
+//!   `MAXLEN ~`. If the connection breaks mid-write, it checks whether the batch landed
+//!   before sending it again, so a retry never stores it twice.
 //! * `build` creates the consumer group with `XGROUP CREATE ... MKSTREAM` (an existing
 //!   group is used as it is).
 //! * `pull` reads with `XREADGROUP` on a connection of its own, so a blocking read never
@@ -34,6 +35,7 @@ mod config;
 mod connection;
 mod core;
 mod dead_letter;
+mod enqueue;
 mod error;
 mod health;
 mod heartbeat;
@@ -268,31 +270,7 @@ impl Backend for RedisBackend {
             encoded.push(json);
         }
         let core = &*self.core;
-        let encoded = &encoded;
-        core.cmd
-            .retrying(
-                "XADD",
-                core.config.reconnect_timeout,
-                false,
-                |mut conn| async move {
-                    let mut pipe = redis::pipe();
-                    pipe.atomic();
-                    for json in encoded {
-                        let cmd = pipe.cmd("XADD").arg(&core.stream);
-                        if let Some(max_len) = core.config.max_len {
-                            cmd.arg("MAXLEN").arg("~").arg(max_len);
-                        }
-                        cmd.arg("*")
-                            .arg(ENVELOPE_FIELD)
-                            .arg(json.as_slice())
-                            .ignore();
-                    }
-                    pipe.query_async::<()>(&mut conn)
-                        .await
-                        .map_err(|error| core.cmd.classify("XADD", error))
-                },
-            )
-            .await?;
+        enqueue::store(core, &encoded, events[0].id()).await?;
         Counters::add(&core.counters.enqueued, events.len() as u64);
         Ok(())
     }

@@ -213,3 +213,44 @@ async fn rediss_with_a_private_ca_works() {
     assert_eq!(health.pending, 1);
     backend.close().await.unwrap();
 }
+
+#[tokio::test]
+async fn max_len_trims_approximately_and_group_start_is_honoured() {
+    let Some(server) = redis_server::RedisServer::start() else {
+        return;
+    };
+    let trimmed = RedisBackend::builder(server.url())
+        .stream("config:trimmed")
+        .max_len(100)
+        .build()
+        .await
+        .unwrap();
+    for chunk in 0..20u32 {
+        let batch = (chunk * 50..chunk * 50 + 50)
+            .map(|n| Envelope::new(Ping { n }).into())
+            .collect();
+        trimmed.enqueue(batch).await.unwrap();
+    }
+    let length = trimmed.health().await.unwrap().stream_length;
+    // `MAXLEN ~` trims whole macro nodes (100 entries by default): about 100, never 1000.
+    assert!((100..=300).contains(&length), "stream length {length}");
+
+    // A group created at the end does not see what was there before it.
+    let late = RedisBackend::builder(server.url())
+        .stream("config:trimmed")
+        .group("late-joiners")
+        .group_start(necrostack::backend::redis::GroupStart::End)
+        .build()
+        .await
+        .unwrap();
+    assert!(late.pull(10, Duration::ZERO).await.unwrap().is_empty());
+    late.enqueue(vec![Envelope::new(Ping { n: 5000 }).into()])
+        .await
+        .unwrap();
+    let got = late.pull(10, Duration::from_secs(1)).await.unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].envelope.clone().decode::<Ping>().unwrap().n, 5000);
+    // The default group starts at the beginning: it sees what is left after trimming.
+    let early = trimmed.pull(1000, Duration::ZERO).await.unwrap();
+    assert_eq!(early.len() as u64, length + 1);
+}

@@ -127,8 +127,30 @@ async fn admit(
     };
 
     let mut out = Vec::with_capacity(live.len());
+    let result = check_each(core, live, counts.as_ref(), &mut out).await;
+    if let Err(error) = result {
+        // Give up the ones already admitted: they stay pending for this consumer and
+        // the next fetch re-reads them, so they must not look held.
+        let mut held = core.held();
+        for delivery in &out {
+            held.remove(&delivery.receipt.entry_id);
+        }
+        drop(held);
+        core.recover_pending();
+        return Err(error);
+    }
+    Ok(out)
+}
+
+/// Admits each live entry into `out` or dead-letters it.
+async fn check_each(
+    core: &Core,
+    live: Vec<(String, Vec<(Vec<u8>, Vec<u8>)>)>,
+    counts: Option<&std::collections::HashMap<String, u32>>,
+    out: &mut Vec<Delivery<RedisReceipt>>,
+) -> Result<(), RedisBackendError> {
     for (id, fields) in live {
-        let attempt = match &counts {
+        let attempt = match counts {
             None => 1,
             Some(counts) => match counts.get(&id) {
                 Some(count) => (*count).max(1),
@@ -163,7 +185,7 @@ async fn admit(
             }
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 /// The envelope of an entry, or why there is none.

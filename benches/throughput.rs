@@ -19,6 +19,10 @@
 
 #[path = "throughput/memory.rs"]
 mod memory;
+#[path = "throughput/redis.rs"]
+mod redis;
+#[path = "../tests/support/redis_server.rs"]
+mod redis_server;
 
 use std::process::Command;
 use std::time::Duration;
@@ -59,18 +63,24 @@ struct Timed {
     p99_hop_us: Option<f64>,
 }
 
-/// Every workload, in the order they run: (backend, workload).
-const WORKLOADS: &[(&str, &str)] = &[
-    ("memory", "chain"),
-    ("memory", "pipeline"),
-    ("memory", "fanout"),
+/// Every workload, in the order they run: (backend, workload, worker spines).
+const WORKLOADS: &[(&str, &str, u32)] = &[
+    ("memory", "chain", 1),
+    ("memory", "pipeline", 1),
+    ("memory", "fanout", 1),
+    ("redis", "chain", 1),
+    ("redis", "pipeline", 1),
+    ("redis", "pipeline", 2),
+    ("redis", "fanout", 1),
 ];
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if let Some(at) = args.iter().position(|a| a == "--child") {
-        let backend = args.get(at + 1).expect("--child BACKEND WORKLOAD");
-        let workload = args.get(at + 2).expect("--child BACKEND WORKLOAD");
+        let usage = "--child BACKEND WORKLOAD WORKERS";
+        let backend = args.get(at + 1).expect(usage);
+        let workload = args.get(at + 2).expect(usage);
+        let workers: u32 = args.get(at + 3).and_then(|w| w.parse().ok()).expect(usage);
         // Hidden: `--scale F` shrinks the workload, for profiling under valgrind.
         let scale = args
             .iter()
@@ -78,7 +88,7 @@ fn main() {
             .and_then(|at| args.get(at + 1))
             .and_then(|f| f.parse().ok())
             .unwrap_or(1.0);
-        child(backend, workload, scale);
+        child(backend, workload, workers, scale);
         return;
     }
     let json = args.iter().any(|a| a == "--json");
@@ -88,20 +98,40 @@ fn main() {
         .filter(|a| !a.starts_with("--"))
         .map(String::as_str)
         .collect();
-    let selected = WORKLOADS.iter().filter(|(backend, workload)| {
-        filters.is_empty()
-            || filters
-                .iter()
-                .any(|f| workload.contains(f) || backend.contains(f))
-    });
+    let selected: Vec<_> = WORKLOADS
+        .iter()
+        .filter(|(backend, workload, _)| {
+            filters.is_empty()
+                || filters
+                    .iter()
+                    .any(|f| workload.contains(f) || backend.contains(f))
+        })
+        .collect();
+    // One Redis server for every Redis workload (each uses streams of its own): the one
+    // at $NECROSTACK_BENCH_REDIS_URL, or a throwaway `redis-server` started here.
+    let mut _server = None;
+    let mut redis_url = std::env::var(redis::URL_ENV).ok();
+    if redis_url.is_none() && selected.iter().any(|(backend, ..)| *backend == "redis") {
+        _server = redis_server::RedisServer::start();
+        redis_url = _server.as_ref().map(redis_server::RedisServer::url);
+        if redis_url.is_none() {
+            eprintln!(
+                "skipping the Redis workloads: no redis-server (or set {})",
+                redis::URL_ENV
+            );
+        }
+    }
 
     if !json {
         print_header();
     }
     let mut failed = false;
     let mut any_unreset = false;
-    for &(backend, workload) in selected {
-        match run_child(backend, workload) {
+    for &&(backend, workload, workers) in &selected {
+        if backend == "redis" && redis_url.is_none() {
+            continue;
+        }
+        match run_child(backend, workload, workers, redis_url.as_deref()) {
             Ok(results) => {
                 for m in results {
                     any_unreset |= m.peak_includes_baseline;
@@ -127,10 +157,19 @@ fn main() {
 }
 
 /// Runs one workload in a child process and reads back its measurements.
-fn run_child(backend: &str, workload: &str) -> Result<Vec<Measurement>, String> {
+fn run_child(
+    backend: &str,
+    workload: &str,
+    workers: u32,
+    redis_url: Option<&str>,
+) -> Result<Vec<Measurement>, String> {
     let exe = std::env::current_exe().map_err(|e| format!("cannot find the bench binary: {e}"))?;
-    let output = Command::new(exe)
-        .args(["--child", backend, workload])
+    let mut command = Command::new(exe);
+    if let Some(url) = redis_url {
+        command.env(redis::URL_ENV, url);
+    }
+    let output = command
+        .args(["--child", backend, workload, &workers.to_string()])
         .stderr(std::process::Stdio::inherit())
         .output()
         .map_err(|e| format!("cannot start the child process: {e}"))?;
@@ -146,7 +185,7 @@ fn run_child(backend: &str, workload: &str) -> Result<Vec<Measurement>, String> 
 }
 
 /// In the child: run the workload(s) named and print one JSON line per measurement.
-fn child(backend: &str, workload: &str, scale: f64) {
+fn child(backend: &str, workload: &str, workers: u32, scale: f64) {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -154,6 +193,7 @@ fn child(backend: &str, workload: &str, scale: f64) {
         .expect("tokio runtime");
     let timings: Vec<Timed> = match backend {
         "memory" => vec![runtime.block_on(memory::run(workload, scale, reset_peak_rss))],
+        "redis" => vec![runtime.block_on(redis::run(workload, workers, scale, reset_peak_rss))],
         other => panic!("unknown backend {other}"),
     };
     for timed in timings {

@@ -21,8 +21,12 @@ pub const PIPELINE_N: u64 = 50_000;
 pub const FANOUT_N: u64 = 50_000;
 /// Events handled at once by one spine in the pipeline and fan-out workloads: with one
 /// at a time, every event waits a full round trip for its acknowledgement; with many,
-/// the acknowledgements of the ones in flight share round trips.
-pub const CONCURRENCY: usize = 64;
+/// the acknowledgements of the ones in flight share round trips (the client pipelines
+/// them on one connection). Measured on the 2-core machine: 64 gave ~90 000 events/s,
+/// 256 ~120 000, more did not help.
+pub const CONCURRENCY: usize = 256;
+/// Entries read per `XREADGROUP` in those workloads (the spine's default is 64).
+pub const BATCH_SIZE: usize = 256;
 /// Entries per pipelined batch in the baseline.
 const BASELINE_BATCH: usize = 64;
 /// Where the harness passes the server's URL to the child processes.
@@ -218,6 +222,7 @@ async fn pipeline(url: &str, stream: &str, n: u64, workers: u32, baseline_per_se
             .organ(record.clone())
             .backend(backend(url, stream, &format!("worker-{worker}")).await)
             .concurrency(CONCURRENCY)
+            .batch_size(BATCH_SIZE)
             .build()
             .expect("valid spine");
         spines.push(spine);
@@ -275,7 +280,7 @@ async fn fanout(url: &str, stream: &str, n: u64, baseline_per_sec: f64) -> Timed
     let mut builder = Spine::builder()
         .backend(backend(url, stream, "fanout").await)
         .concurrency(CONCURRENCY)
-        .max_steps(n);
+        .batch_size(BATCH_SIZE);
     for watcher in &watchers {
         builder = builder.organ(watcher.clone());
     }
@@ -286,12 +291,25 @@ async fn fanout(url: &str, stream: &str, n: u64, baseline_per_sec: f64) -> Timed
             .await
             .expect("pre-load");
     }
+    // Served with `run` and stopped once the last organ has seen every event (organs of an
+    // event run in order), as in the pipeline: with events in flight, `run_until_idle`
+    // on Redis can take up to the backend's block time to see that the stream is idle (a
+    // blocking read started by an earlier pull must end first), and that wait is not
+    // handling.
     let start = Instant::now();
-    let report = spine.run_until_idle().await.expect("run");
+    let running = {
+        let spine = spine.clone();
+        tokio::spawn(async move { spine.run().await })
+    };
+    let expected = n * (n - 1) / 2;
+    while watchers[FANOUT_ORGANS - 1].sum.load(Ordering::Relaxed) < expected {
+        tokio::time::sleep(Duration::from_micros(200)).await;
+    }
     let elapsed = start.elapsed();
+    spine.stop_handle().stop();
+    let report = running.await.expect("worker task").expect("run");
     assert_eq!((report.steps, report.failed), (n, 0));
     assert_eq!(report.handled, n * FANOUT_ORGANS as u64);
-    let expected = n * (n - 1) / 2;
     for watcher in &watchers {
         assert_eq!(watcher.sum.load(Ordering::Relaxed), expected);
     }

@@ -28,6 +28,12 @@ impl Channel {
     }
 }
 
+impl std::fmt::Display for Channel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// A request as the user sent it; the validator judges every field.
 #[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
 #[event(name = "NOTIFICATION_REQUESTED")]

@@ -213,10 +213,10 @@ pub async fn route(request: NotificationValidated) -> Emit {
 #[derive(Debug, thiserror::Error)]
 pub enum SendError {
     /// Worth another try (the provider timed out, was busy...).
-    #[error("{channel:?} provider timed out (attempt {attempt})")]
+    #[error("{channel} provider timed out (attempt {attempt})")]
     Transient { channel: Channel, attempt: u32 },
     /// Will fail on every try (the address bounces).
-    #[error("{channel:?} provider rejected the address permanently")]
+    #[error("{channel} provider rejected the address permanently")]
     Permanent { channel: Channel },
 }
 

@@ -3,6 +3,8 @@
 
 #[path = "support/examples.rs"]
 mod examples;
+#[path = "support/redis_server.rs"]
+mod redis_server;
 
 use examples::{data_file, run_example, stdout_of_success};
 use serde_json::{json, Value};
@@ -241,4 +243,30 @@ fn bad_input_is_a_clear_error() {
 
     let output = run_example("notification_pipeline", &["--failure-rate", "2"]);
     assert_eq!(output.status.code(), Some(2));
+}
+
+#[test]
+fn redis_run_gives_the_in_memory_summary() {
+    let Some(server) = redis_server::RedisServer::start() else {
+        return; // skipped, with a message (or a failure under NECROSTACK_REQUIRE_REDIS=1)
+    };
+    let path = data_file("notifications.json");
+    // Rates high enough that retries and dead letters happen on this small file.
+    let args = [
+        "--file",
+        &path,
+        "--failure-rate",
+        "0.5",
+        "--permanent-rate",
+        "0.3",
+    ];
+    let in_memory = summary(&args);
+    assert!(n(&in_memory, &["dead_letters"]) > 0 && n(&in_memory, &["retries"]) > 0);
+
+    let url = server.url();
+    let mut on_redis = args.to_vec();
+    on_redis.extend(["--redis", &url]);
+    assert_eq!(summary(&on_redis), in_memory);
+    // Each run uses a fresh stream: a second run sees none of the first run's events.
+    assert_eq!(summary(&on_redis), in_memory);
 }

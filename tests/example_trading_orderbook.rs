@@ -3,6 +3,8 @@
 
 #[path = "support/examples.rs"]
 mod examples;
+#[path = "support/redis_server.rs"]
+mod redis_server;
 
 use examples::{data_file, run_example, stdout_of_success};
 use serde_json::{json, Value};
@@ -277,4 +279,35 @@ fn not_an_order_file_is_a_clear_error() {
     std::fs::remove_dir_all(&dir).unwrap();
     let output = run_example("trading_orderbook", &["--orders", "many"]);
     assert_eq!(output.status.code(), Some(2));
+}
+
+#[test]
+fn redis_run_gives_the_same_trades_and_books() {
+    let Some(server) = redis_server::RedisServer::start() else {
+        return; // skipped, with a message (or a failure under NECROSTACK_REQUIRE_REDIS=1)
+    };
+    let url = server.url();
+    let path = data_file("orderbook_sample.json");
+    // Settlement retries happen on Redis too; matching is untouched by them.
+    let args = [
+        "--file",
+        &path,
+        "--redis",
+        &url,
+        "--settlement-failure-rate",
+        "0.5",
+    ];
+    assert_eq!(json_run(&args), sample_expectation());
+    // A fresh stream per run: rerunning does not replay the first run's orders.
+    assert_eq!(json_run(&args), sample_expectation());
+
+    let stdout = stdout_of_success(&run_example(
+        "trading_orderbook",
+        &["--file", &path, "--redis", &url, "--risk-limit", "100"],
+    ));
+    assert!(stdout.contains("Settlements (8):"), "{stdout}");
+    assert!(
+        stdout.contains("risk alert: carol holds -200 AAPL (limit 100)"),
+        "{stdout}"
+    );
 }

@@ -23,7 +23,12 @@
 //! cargo run --example notification_pipeline                         # 20 generated
 //! cargo run --example notification_pipeline -- --count 500 --seed 7 --json
 //! cargo run --example notification_pipeline -- --file requests.json  # or .csv
+//! cargo run --example notification_pipeline -- --redis redis://127.0.0.1:6379
 //! ```
+//!
+//! With `--redis URL` the same flow runs on a Redis stream (a fresh stream
+//! `notification_pipeline:<uuid>` per run unless `--stream NAME` is given, so a rerun
+//! never sees the events of an earlier one); dead letters then go to its `:dlq` stream.
 
 mod audit;
 mod events;
@@ -36,7 +41,9 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use necrostack::{Failure, FailurePolicy, RetryPolicy, Spine, Uuid};
+use necrostack::{
+    Backend, Failure, FailurePolicy, InMemoryBackend, RedisBackend, RetryPolicy, Spine, Uuid,
+};
 use serde_json::json;
 
 use audit::*;
@@ -47,7 +54,8 @@ use organs::{EmailSender, FailureModel, PushSender, SmsSender};
 const SEND_TRIES: u32 = 4;
 
 const USAGE: &str = "usage: notification_pipeline [--file PATH | --count N] [--seed S] [--json]
-                             [--failure-rate F] [--permanent-rate F] [--latency-ms MS]";
+                             [--failure-rate F] [--permanent-rate F] [--latency-ms MS]
+                             [--redis URL [--stream NAME]]";
 
 /// The command line.
 struct Args {
@@ -58,6 +66,8 @@ struct Args {
     transient_rate: f64,
     permanent_rate: f64,
     latency: Duration,
+    redis: Option<String>,
+    stream: Option<String>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -69,6 +79,8 @@ fn parse_args() -> Result<Args, String> {
         transient_rate: 0.2,
         permanent_rate: 0.05,
         latency: Duration::from_millis(2),
+        redis: None,
+        stream: None,
     };
     let mut count_given = false;
     let mut it = std::env::args().skip(1);
@@ -82,6 +94,8 @@ fn parse_args() -> Result<Args, String> {
             }
             "--seed" => args.seed = number(&value("--seed")?, "--seed")?,
             "--json" => args.json = true,
+            "--redis" => args.redis = Some(value("--redis")?),
+            "--stream" => args.stream = Some(value("--stream")?),
             "--failure-rate" => args.transient_rate = rate(&value("--failure-rate")?)?,
             "--permanent-rate" => args.permanent_rate = rate(&value("--permanent-rate")?)?,
             "--latency-ms" => {
@@ -163,7 +177,31 @@ struct Summary {
     dead_letters: u64,
 }
 
+/// Runs the flow in memory, or on Redis with `--redis`.
 async fn run(args: &Args, requests: Vec<NotificationRequested>) -> Result<(), necrostack::Error> {
+    let Some(url) = &args.redis else {
+        return run_on(InMemoryBackend::new(), args, requests).await;
+    };
+    let stream = args
+        .stream
+        .clone()
+        .unwrap_or_else(|| format!("notification_pipeline:{}", Uuid::now_v7()));
+    tracing::info!(%stream, "running on Redis");
+    let backend = RedisBackend::builder(url.as_str())
+        .stream(stream)
+        .group("notification_pipeline")
+        .consumer("example")
+        .build()
+        .await?;
+    run_on(backend, args, requests).await
+}
+
+/// The flow on `backend`; the summary comes from the audit's counts.
+async fn run_on<B: Backend>(
+    backend: B,
+    args: &Args,
+    requests: Vec<NotificationRequested>,
+) -> Result<(), necrostack::Error> {
     let model = Arc::new(FailureModel::new(
         args.seed,
         args.transient_rate,
@@ -175,6 +213,7 @@ async fn run(args: &Args, requests: Vec<NotificationRequested>) -> Result<(), ne
     // Per request at most: request, verdict, 3 queued, 3 outcomes.
     let max_steps = 8 * requests.len() as u64 + 100;
     let spine = Spine::builder()
+        .backend(backend)
         .organ(organs::validate_request)
         .organ(organs::route)
         .organ(EmailSender {
@@ -198,6 +237,9 @@ async fn run(args: &Args, requests: Vec<NotificationRequested>) -> Result<(), ne
         .organ(AuditFailed(Arc::clone(&audit)))
         // Senders wait on (simulated) providers: let several messages be in flight.
         .concurrency(8)
+        // While sends are in flight the spine also waits for new events; keep that wait
+        // short so that the end of the run is noticed soon on a remote backend too.
+        .poll_interval(Duration::from_millis(20))
         .max_steps(max_steps)
         .failure_policy(FailurePolicy::Retry(
             RetryPolicy::new(SEND_TRIES)

@@ -15,7 +15,12 @@
 //! cargo run --example trading_orderbook -- --file orders.json        # or orders.csv
 //! cargo run --example trading_orderbook -- --stress --orders 5000 --seed 7
 //! cargo run --example trading_orderbook -- --file orders.csv --json  # one JSON object
+//! cargo run --example trading_orderbook -- --redis redis://127.0.0.1:6379
 //! ```
+//!
+//! With `--redis URL` the same flow runs on a Redis stream (a fresh stream
+//! `trading_orderbook:<uuid>` per run unless `--stream NAME` is given, so a rerun never
+//! sees the events of an earlier one); every event then travels as JSON through Redis.
 //!
 //! Orders are handled in submission order: the spine runs with concurrency 1, so its
 //! queue is strictly FIFO and the validated orders reach the engine in the order the
@@ -33,7 +38,7 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use necrostack::{FailurePolicy, RetryPolicy, Spine};
+use necrostack::{Backend, FailurePolicy, InMemoryBackend, RedisBackend, RetryPolicy, Spine, Uuid};
 
 use events::*;
 use organs::{Audit, AuditTrail, Market, MatchingEngine, RiskManager, Settlement};
@@ -46,7 +51,7 @@ const SETTLEMENT_TRIES: u32 = 5;
 
 const USAGE: &str = "usage: trading_orderbook [--file PATH | --stress [--orders N]] [--seed S]
                          [--json] [--settlement-failure-rate F] [--latency-ms MS]
-                         [--risk-limit SHARES]";
+                         [--risk-limit SHARES] [--redis URL [--stream NAME]]";
 
 /// The command line.
 struct Args {
@@ -58,6 +63,8 @@ struct Args {
     failure_rate: f64,
     latency: Duration,
     risk_limit: u64,
+    redis: Option<String>,
+    stream: Option<String>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -70,6 +77,8 @@ fn parse_args() -> Result<Args, String> {
         failure_rate: 0.1,
         latency: Duration::from_millis(1),
         risk_limit: 1000,
+        redis: None,
+        stream: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -95,6 +104,8 @@ fn parse_args() -> Result<Args, String> {
                 args.latency =
                     Duration::from_millis(number(&value("--latency-ms")?, "--latency-ms")?)
             }
+            "--redis" => args.redis = Some(value("--redis")?),
+            "--stream" => args.stream = Some(value("--stream")?),
             "--risk-limit" => args.risk_limit = number(&value("--risk-limit")?, "--risk-limit")?,
             "-h" | "--help" => return Err(USAGE.to_owned()),
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
@@ -163,7 +174,31 @@ async fn main() -> ExitCode {
     }
 }
 
+/// Runs the flow in memory, or on Redis with `--redis`.
 async fn run(args: &Args, orders: Vec<OrderSubmitted>) -> Result<(), necrostack::Error> {
+    let Some(url) = &args.redis else {
+        return run_on(InMemoryBackend::new(), args, orders).await;
+    };
+    let stream = args
+        .stream
+        .clone()
+        .unwrap_or_else(|| format!("trading_orderbook:{}", Uuid::now_v7()));
+    tracing::info!(%stream, "running on Redis");
+    let backend = RedisBackend::builder(url.as_str())
+        .stream(stream)
+        .group("trading_orderbook")
+        .consumer("example")
+        .build()
+        .await?;
+    run_on(backend, args, orders).await
+}
+
+/// The flow on `backend`; the report comes from the organs' shared state.
+async fn run_on<B: Backend>(
+    backend: B,
+    args: &Args,
+    orders: Vec<OrderSubmitted>,
+) -> Result<(), necrostack::Error> {
     let market = Arc::new(Mutex::new(Market::default()));
     let trail = Arc::new(Mutex::new(AuditTrail::default()));
     let settlement = Settlement::new(args.seed, args.failure_rate, args.latency);
@@ -174,6 +209,7 @@ async fn run(args: &Args, orders: Vec<OrderSubmitted>) -> Result<(), necrostack:
     let retry = RetryPolicy::new(SETTLEMENT_TRIES)
         .backoff(Duration::from_millis(2), Duration::from_millis(50));
     let spine = Spine::builder()
+        .backend(backend)
         .organ(organs::validate_order)
         .organ(MatchingEngine::new(Arc::clone(&market)))
         .organ(settlement)

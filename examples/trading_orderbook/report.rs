@@ -62,7 +62,8 @@ fn trade_json(trade: &TradeExecuted) -> Value {
     })
 }
 
-/// The readable report. Long sections show their first `limit` lines.
+/// The readable report. Long sections show their first `limit` lines, books their best
+/// `limit` levels per side.
 pub fn to_text(outcome: &Outcome<'_>, limit: usize) -> String {
     let mut out = String::new();
     let section = |out: &mut String, title: &str, types: &[&str]| {
@@ -104,11 +105,16 @@ pub fn to_text(outcome: &Outcome<'_>, limit: usize) -> String {
             if levels.is_empty() {
                 return "-".to_owned();
             }
-            levels
+            let mut text = levels
                 .iter()
+                .take(limit)
                 .map(|(p, q)| format!("{q}@{p}"))
                 .collect::<Vec<_>>()
-                .join(" ")
+                .join(" ");
+            if levels.len() > limit {
+                text.push_str(&format!(" ... and {} more levels", levels.len() - limit));
+            }
+            text
         };
         out.push_str(&format!(
             "  {symbol:<6} bids {}\n  {:<6} asks {}\n",

@@ -48,6 +48,8 @@ pub mod testing;
 mod wire;
 
 pub use backend::memory::InMemoryBackend;
+#[cfg(feature = "redis")]
+pub use backend::redis::RedisBackend;
 pub use backend::Backend;
 pub use emit::{Emit, IntoEmit, IntoOutcome};
 pub use envelope::{AnyEnvelope, Envelope};

@@ -20,6 +20,8 @@
 //! same tests; run it against a new backend before relying on it.
 
 pub mod memory;
+#[cfg(feature = "redis")]
+pub mod redis;
 
 use std::fmt;
 use std::future::Future;

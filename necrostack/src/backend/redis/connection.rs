@@ -1,0 +1,194 @@
+//! [`Link`]: one Redis connection that reconnects when it breaks.
+//!
+//! The backend keeps two: one for the blocking read, so that a read waiting for events
+//! never delays acknowledgements and emitted events, and one for everything else. A
+//! command that fails because the connection is unusable drops it; the next command
+//! connects again. Waiting between attempts (backoff) is the caller's: the spine backs
+//! off between pulls, and [`Link::retrying`] backs off for writes.
+
+use std::future::Future;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::aio::MultiplexedConnection;
+use redis::{AsyncConnectionConfig, Client};
+use tokio::sync::Mutex;
+use tokio::time::Instant;
+
+use super::error::{is_connection_error, RedisBackendError};
+use super::health::Counters;
+use super::secret::Secrets;
+
+/// The first wait between reconnection attempts; it doubles up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_millis(50);
+/// The longest wait between reconnection attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
+
+/// A connection that is re-established on demand after it breaks.
+pub(crate) struct Link {
+    client: Client,
+    options: AsyncConnectionConfig,
+    slot: Mutex<Slot>,
+    secrets: Secrets,
+    url: String,
+    counters: Arc<Counters>,
+}
+
+#[derive(Default)]
+struct Slot {
+    connection: Option<MultiplexedConnection>,
+    /// Incremented on every successful connect; tells a stale failure from a fresh link.
+    generation: u64,
+}
+
+/// A connection handed out by [`Link::get`], with the generation it belongs to.
+pub(crate) struct Conn {
+    pub(crate) connection: MultiplexedConnection,
+    generation: u64,
+}
+
+/// How a failed command ended, for [`Link::retrying`].
+pub(crate) enum Failure {
+    /// The connection is unusable: reconnect, and retry if the operation allows it.
+    Connection(redis::RedisError),
+    /// Redis or the reply was wrong: do not retry.
+    Fatal(RedisBackendError),
+}
+
+impl Link {
+    pub(crate) fn new(
+        client: Client,
+        response_timeout: Duration,
+        connect_timeout: Duration,
+        secrets: Secrets,
+        url: String,
+        counters: Arc<Counters>,
+    ) -> Self {
+        let options = AsyncConnectionConfig::new()
+            .set_response_timeout(Some(response_timeout))
+            .set_connection_timeout(Some(connect_timeout));
+        Link {
+            client,
+            options,
+            slot: Mutex::new(Slot::default()),
+            secrets,
+            url,
+            counters,
+        }
+    }
+
+    /// The current connection, connecting first if there is none.
+    pub(crate) async fn get(&self) -> Result<Conn, RedisBackendError> {
+        let mut slot = self.slot.lock().await;
+        if let Some(connection) = &slot.connection {
+            return Ok(Conn {
+                connection: connection.clone(),
+                generation: slot.generation,
+            });
+        }
+        let connection = self
+            .client
+            .get_multiplexed_async_connection_with_config(&self.options)
+            .await
+            .map_err(|error| self.connection_error(&error))?;
+        if slot.generation > 0 {
+            self.counters.reconnections.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(url = %self.url, "reconnected to Redis");
+        }
+        slot.generation += 1;
+        slot.connection = Some(connection.clone());
+        Ok(Conn {
+            connection,
+            generation: slot.generation,
+        })
+    }
+
+    /// Drops `conn`'s connection if it is still the current one, so the next
+    /// [`get`](Self::get) reconnects.
+    pub(crate) async fn invalidate(&self, conn: &Conn) {
+        let mut slot = self.slot.lock().await;
+        if slot.generation == conn.generation && slot.connection.is_some() {
+            slot.connection = None;
+            tracing::warn!(url = %self.url, "connection to Redis lost; will reconnect");
+        }
+    }
+
+    /// Drops the connection for good (until the next `get`).
+    pub(crate) async fn disconnect(&self) {
+        self.slot.lock().await.connection = None;
+    }
+
+    /// A connection error, password scrubbed.
+    pub(crate) fn connection_error(&self, error: &redis::RedisError) -> RedisBackendError {
+        RedisBackendError::Connection {
+            url: self.url.clone(),
+            message: self.secrets.scrub(&error.to_string()),
+        }
+    }
+
+    /// A command error, password scrubbed.
+    pub(crate) fn command_error(
+        &self,
+        command: &'static str,
+        error: &redis::RedisError,
+    ) -> RedisBackendError {
+        RedisBackendError::Command {
+            command,
+            message: self.secrets.scrub(&error.to_string()),
+        }
+    }
+
+    /// Classifies a redis-rs error of `command`.
+    pub(crate) fn classify(&self, command: &'static str, error: redis::RedisError) -> Failure {
+        if is_connection_error(&error) {
+            Failure::Connection(error)
+        } else {
+            Failure::Fatal(self.command_error(command, &error))
+        }
+    }
+
+    /// Runs `op` on a connection, reconnecting with backoff until `timeout` has passed.
+    /// When `idempotent` is false, a connection failure after the command may have been
+    /// sent is not retried but reported as [`RedisBackendError::Ambiguous`].
+    pub(crate) async fn retrying<T, F, Fut>(
+        &self,
+        command: &'static str,
+        timeout: Duration,
+        idempotent: bool,
+        mut op: F,
+    ) -> Result<T, RedisBackendError>
+    where
+        F: FnMut(MultiplexedConnection) -> Fut,
+        Fut: Future<Output = Result<T, Failure>>,
+    {
+        let deadline = Instant::now() + timeout;
+        let mut backoff = FIRST_BACKOFF;
+        loop {
+            let error = match self.get().await {
+                Ok(conn) => match op(conn.connection.clone()).await {
+                    Ok(value) => return Ok(value),
+                    Err(Failure::Fatal(error)) => return Err(error),
+                    Err(Failure::Connection(error)) => {
+                        self.invalidate(&conn).await;
+                        if !idempotent {
+                            return Err(RedisBackendError::Ambiguous {
+                                command,
+                                url: self.url.clone(),
+                                message: self.secrets.scrub(&error.to_string()),
+                            });
+                        }
+                        self.connection_error(&error)
+                    }
+                },
+                Err(error) => error,
+            };
+            if Instant::now() + backoff > deadline {
+                return Err(error);
+            }
+            tracing::debug!(%error, retry_in = ?backoff, command, "Redis unavailable; retrying");
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+    }
+}

@@ -1,0 +1,424 @@
+//! [`Core`]: the state every clone of a [`RedisBackend`](super::RedisBackend) shares, and
+//! the stream operations on it: creating the group, completing, dead-lettering,
+//! releasing and handing entries over.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use redis::aio::MultiplexedConnection;
+use redis::Value;
+use tokio::time::Instant;
+
+use super::config::{GroupStart, RedisBackendBuilder, RedisConfig};
+use super::connection::Link;
+use super::dead_letter::{self, EntryProblem, Source};
+use super::error::RedisBackendError;
+use super::health::Counters;
+use super::reply::{self, RawEntry};
+use super::script::{Applied, CompleteArgs, Scripts};
+
+/// How idle an entry handed over on release or close is made to look, so that any
+/// consumer's next `XAUTOCLAIM` takes it at once: a day, more than any sane claim idle.
+const HANDOVER_IDLE: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// Where the reader stands in its three sources of entries.
+pub(crate) struct Scan {
+    /// Re-read this consumer's own pending entries from this id first (`Some("0")` at
+    /// start, after a reconnect and after a release); `None` once they are all read.
+    pub(crate) recover_from: Option<String>,
+    /// `XAUTOCLAIM` cursor; `0-0` starts a new pass.
+    pub(crate) claim_cursor: String,
+    /// When the next `XAUTOCLAIM` pass may start.
+    pub(crate) next_claim: Instant,
+}
+
+pub(crate) struct Core {
+    pub(crate) config: RedisConfig,
+    pub(crate) stream: String,
+    pub(crate) dlq: String,
+    /// Every command except the blocking read.
+    pub(crate) cmd: Link,
+    /// The blocking `XREADGROUP` only.
+    pub(crate) read: Link,
+    pub(crate) scripts: Scripts,
+    pub(crate) counters: Arc<Counters>,
+    /// Entry ids this consumer holds: fetched and not yet completed or released. Re-reads
+    /// of the pending list skip them, so nothing in flight is delivered twice.
+    pub(crate) held: Mutex<HashSet<String>>,
+    pub(crate) scan: Mutex<Scan>,
+    pub(crate) closed: AtomicBool,
+    /// Aborts the running fetch task on close.
+    pub(crate) fetch_abort: Mutex<Option<tokio::task::AbortHandle>>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // No code path panics while holding these locks; recover rather than propagate.
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Core {
+    /// Connects both links and creates the group.
+    pub(crate) async fn connect(builder: RedisBackendBuilder) -> Result<Core, RedisBackendError> {
+        builder.validate()?;
+        let config = builder.config;
+        let secrets = config.url.secrets();
+        let client = match &config.tls_root_certificate {
+            None => redis::Client::open(config.url.expose()),
+            Some(pem) => redis::Client::build_with_tls(
+                config.url.expose(),
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(pem.clone()),
+                },
+            ),
+        }
+        .map_err(|error| {
+            RedisBackendError::Config(format!(
+                "{}: {}",
+                config.url,
+                secrets.scrub(&error.to_string())
+            ))
+        })?;
+        let counters = Arc::new(Counters::default());
+        let url = config.url.to_string();
+        let cmd = Link::new(
+            client.clone(),
+            config.response_timeout,
+            config.connect_timeout,
+            secrets.clone(),
+            url.clone(),
+            Arc::clone(&counters),
+        );
+        let read = Link::new(
+            client,
+            config.response_timeout + config.block_time,
+            config.connect_timeout,
+            secrets,
+            url,
+            Arc::clone(&counters),
+        );
+        let core = Core {
+            stream: config.stream_key(),
+            dlq: config.dead_letter_key(),
+            config,
+            cmd,
+            read,
+            scripts: Scripts::new(),
+            counters,
+            held: Mutex::new(HashSet::new()),
+            scan: Mutex::new(Scan {
+                recover_from: Some("0".to_owned()),
+                claim_cursor: "0-0".to_owned(),
+                next_claim: Instant::now(),
+            }),
+            closed: AtomicBool::new(false),
+            fetch_abort: Mutex::new(None),
+        };
+        core.cmd.get().await?;
+        core.ensure_group().await?;
+        core.read.get().await?;
+        Ok(core)
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::SeqCst)
+    }
+
+    pub(crate) fn held(&self) -> MutexGuard<'_, HashSet<String>> {
+        lock(&self.held)
+    }
+
+    pub(crate) fn scan(&self) -> MutexGuard<'_, Scan> {
+        lock(&self.scan)
+    }
+
+    /// Makes the next fetch re-read this consumer's pending entries first.
+    pub(crate) fn recover_pending(&self) {
+        self.scan().recover_from = Some("0".to_owned());
+    }
+
+    /// `XGROUP CREATE ... MKSTREAM`; an existing group is fine.
+    pub(crate) async fn ensure_group(&self) -> Result<(), RedisBackendError> {
+        let start = match self.config.group_start {
+            GroupStart::Beginning => "0",
+            GroupStart::End => "$",
+        };
+        let result = self
+            .cmd
+            .retrying(
+                "XGROUP CREATE",
+                self.config.reconnect_timeout,
+                true,
+                |mut conn| async move {
+                    let reply: redis::RedisResult<Value> = redis::cmd("XGROUP")
+                        .arg("CREATE")
+                        .arg(&self.stream)
+                        .arg(&self.config.group)
+                        .arg(start)
+                        .arg("MKSTREAM")
+                        .query_async(&mut conn)
+                        .await;
+                    match reply {
+                        Ok(_) => Ok(()),
+                        Err(error) if error.code() == Some("BUSYGROUP") => Ok(()),
+                        Err(error) => Err(self.cmd.classify("XGROUP CREATE", error)),
+                    }
+                },
+            )
+            .await;
+        if result.is_ok() {
+            tracing::debug!(stream = %self.stream, group = %self.config.group, "consumer group ready");
+        }
+        result
+    }
+
+    /// Runs the complete script, reconnecting and retrying (it is idempotent).
+    pub(crate) async fn run_complete(
+        &self,
+        args: &CompleteArgs,
+    ) -> Result<Applied, RedisBackendError> {
+        let scripts = &self.scripts;
+        self.cmd
+            .retrying(
+                "EVALSHA (complete)",
+                self.config.reconnect_timeout,
+                true,
+                |mut conn: MultiplexedConnection| async move {
+                    args.run(scripts, &mut conn)
+                        .await
+                        .map_err(|error| self.cmd.classify("EVALSHA (complete)", error))
+                },
+            )
+            .await
+    }
+
+    pub(crate) fn source<'a>(&'a self, entry_id: &'a str, deliveries: u32) -> Source<'a> {
+        Source {
+            stream: &self.stream,
+            entry_id,
+            group: &self.config.group,
+            consumer: &self.config.consumer,
+            deliveries,
+        }
+    }
+
+    /// Moves an entry the spine will never see to the dead-letter stream and acks it.
+    pub(crate) async fn dead_letter_entry(
+        &self,
+        entry_id: &str,
+        original: &[(Vec<u8>, Vec<u8>)],
+        deliveries: u32,
+        problem: EntryProblem,
+    ) -> Result<(), RedisBackendError> {
+        let fields = dead_letter::for_entry(&self.source(entry_id, deliveries), &problem, original);
+        let args = CompleteArgs::new(
+            self.stream.clone(),
+            self.dlq.clone(),
+            &self.config.group,
+            &self.config.consumer,
+            entry_id,
+            self.config.max_len,
+            Vec::new(),
+            vec![fields],
+        );
+        let applied = self.run_complete(&args).await?;
+        if applied == Applied::Done {
+            Counters::add(&self.counters.dead_lettered, 1);
+            Counters::add(&self.counters.acked, 1);
+            tracing::warn!(
+                stream = %self.stream,
+                entry_id,
+                deliveries,
+                reason = ?problem,
+                "stream entry dead-lettered by the Redis backend"
+            );
+        }
+        Ok(())
+    }
+
+    /// Acknowledges entries that were deleted from the stream while pending.
+    pub(crate) async fn ack_deleted(&self, ids: &[String]) -> Result<(), RedisBackendError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        tracing::warn!(
+            stream = %self.stream,
+            count = ids.len(),
+            "pending entries were deleted from the stream (trimmed?) before being handled"
+        );
+        Counters::add(&self.counters.trimmed, ids.len() as u64);
+        self.command("XACK", |cmd| {
+            cmd.arg(&self.stream).arg(&self.config.group).arg(ids);
+        })
+        .await
+        .map(drop)
+    }
+
+    /// Runs one command on the command link, reconnecting and retrying (only for
+    /// commands that are safe to repeat).
+    pub(crate) async fn command(
+        &self,
+        name: &'static str,
+        build: impl Fn(&mut redis::Cmd),
+    ) -> Result<Value, RedisBackendError> {
+        let build = &build;
+        self.cmd
+            .retrying(
+                name,
+                self.config.reconnect_timeout,
+                true,
+                |mut conn| async move {
+                    let mut cmd = redis::cmd(name);
+                    build(&mut cmd);
+                    cmd.query_async::<Value>(&mut conn)
+                        .await
+                        .map_err(|error| self.cmd.classify(name, error))
+                },
+            )
+            .await
+    }
+
+    /// Delivery counts of this consumer's pending entries among `ids`.
+    pub(crate) async fn delivery_counts(
+        &self,
+        ids: &[&str],
+    ) -> Result<std::collections::HashMap<String, u32>, RedisBackendError> {
+        let (Some(first), Some(last)) = (
+            ids.iter().min_by(|a, b| cmp_ids(a, b)),
+            ids.iter().max_by(|a, b| cmp_ids(a, b)),
+        ) else {
+            return Ok(Default::default());
+        };
+        let count = ids.len() + self.held().len() + 16;
+        let value = self
+            .command("XPENDING", |cmd| {
+                cmd.arg(&self.stream)
+                    .arg(&self.config.group)
+                    .arg(*first)
+                    .arg(*last)
+                    .arg(count)
+                    .arg(&self.config.consumer);
+            })
+            .await?;
+        reply::pending_counts(&value).map_err(|detail| RedisBackendError::Protocol {
+            command: "XPENDING",
+            detail,
+        })
+    }
+
+    /// Makes entries of this consumer look idle for a day, so that any consumer's next
+    /// `XAUTOCLAIM` takes them over; this consumer's own re-read of its pending entries
+    /// gets them too, whichever comes first. Delivery counts are kept.
+    pub(crate) async fn hand_over(&self, ids: &[String]) -> Result<(), RedisBackendError> {
+        for chunk in ids.chunks(500) {
+            self.command("XCLAIM", |cmd| {
+                cmd.arg(&self.stream)
+                    .arg(&self.config.group)
+                    .arg(&self.config.consumer)
+                    .arg(0)
+                    .arg(chunk)
+                    .arg("IDLE")
+                    .arg(HANDOVER_IDLE.as_millis() as u64)
+                    .arg("JUSTID");
+            })
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// All entries pending for this consumer (up to `limit`).
+    pub(crate) async fn own_pending(&self, limit: usize) -> Result<Vec<String>, RedisBackendError> {
+        let value = self
+            .command("XPENDING", |cmd| {
+                cmd.arg(&self.stream)
+                    .arg(&self.config.group)
+                    .arg("-")
+                    .arg("+")
+                    .arg(limit)
+                    .arg(&self.config.consumer);
+            })
+            .await?;
+        reply::pending_ids(&value).map_err(|detail| RedisBackendError::Protocol {
+            command: "XPENDING",
+            detail,
+        })
+    }
+
+    /// Reads entries for this consumer on the read link: new ones with `from = ">"`
+    /// (blocking up to `block`), or its own pending ones after `from`.
+    pub(crate) async fn read_group(
+        &self,
+        max: usize,
+        block: Option<Duration>,
+        from: &str,
+    ) -> Result<Vec<RawEntry>, RedisBackendError> {
+        let conn = self
+            .read
+            .get()
+            .await
+            .inspect_err(|_| self.recover_pending())?;
+        let mut cmd = redis::cmd("XREADGROUP");
+        cmd.arg("GROUP")
+            .arg(&self.config.group)
+            .arg(&self.config.consumer)
+            .arg("COUNT")
+            .arg(max);
+        if let Some(block) = block {
+            // Never `BLOCK 0`: that waits forever.
+            cmd.arg("BLOCK").arg((block.as_millis() as u64).max(1));
+        }
+        cmd.arg("STREAMS").arg(&self.stream).arg(from);
+        let mut connection = conn.connection.clone();
+        match cmd.query_async::<Value>(&mut connection).await {
+            Ok(value) => reply::read_group(&value).map_err(|detail| RedisBackendError::Protocol {
+                command: "XREADGROUP",
+                detail,
+            }),
+            Err(error) if error.code() == Some("NOGROUP") => {
+                tracing::warn!(stream = %self.stream, group = %self.config.group, "consumer group missing (Redis lost its data?); creating it again");
+                self.ensure_group().await?;
+                Ok(Vec::new())
+            }
+            Err(error) if super::error::is_connection_error(&error) => {
+                self.read.invalidate(&conn).await;
+                self.recover_pending();
+                Err(self.read.connection_error(&error))
+            }
+            Err(error) => Err(self.read.command_error("XREADGROUP", &error)),
+        }
+    }
+
+    /// One `XAUTOCLAIM` step: (next cursor, claimed entries, ids deleted meanwhile).
+    pub(crate) async fn autoclaim(
+        &self,
+        max: usize,
+        cursor: &str,
+    ) -> Result<(String, Vec<RawEntry>, Vec<String>), RedisBackendError> {
+        let value = self
+            .command("XAUTOCLAIM", |cmd| {
+                cmd.arg(&self.stream)
+                    .arg(&self.config.group)
+                    .arg(&self.config.consumer)
+                    .arg(self.config.claim_idle.as_millis() as u64)
+                    .arg(cursor)
+                    .arg("COUNT")
+                    .arg(max);
+            })
+            .await?;
+        reply::autoclaim(&value).map_err(|detail| RedisBackendError::Protocol {
+            command: "XAUTOCLAIM",
+            detail,
+        })
+    }
+}
+
+/// Orders stream ids (`ms-seq`) numerically.
+pub(crate) fn cmp_ids(a: &str, b: &str) -> std::cmp::Ordering {
+    fn parts(id: &str) -> (u64, u64) {
+        let (ms, seq) = id.split_once('-').unwrap_or((id, "0"));
+        (ms.parse().unwrap_or(0), seq.parse().unwrap_or(0))
+    }
+    parts(a).cmp(&parts(b))
+}

@@ -1,0 +1,653 @@
+//! The backend conformance suite: one set of generic tests that every `Backend` must
+//! pass, instantiated for `InMemoryBackend` and `RedisBackend` (against a throwaway
+//! `redis-server` per test).
+//!
+//! A [`Harness`] says how to make consumers of one queue and what the backend promises
+//! beyond the common contract (durability across `close`, consumer groups). Tests that
+//! only make sense for one kind of backend say so in their output instead of passing
+//! vacuously.
+
+#[path = "support/redis_server.rs"]
+mod redis_server;
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use necrostack::backend::{
+    Backend, BackendError, Completion, DeadLetter, DeadLetterReason, Delivery,
+};
+use necrostack::{organ, AnyEnvelope, Envelope, Event, InMemoryBackend, RedisBackend, Spine};
+use serde::{Deserialize, Serialize};
+
+#[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[event(name = "conformance.Item")]
+struct Item {
+    producer: u32,
+    seq: u32,
+    text: String,
+}
+
+fn item(producer: u32, seq: u32) -> Item {
+    Item {
+        producer,
+        seq,
+        text: format!(
+            "payload {producer}/{seq} ünïcødé \"quoted\" \\ {}",
+            "x".repeat((seq % 7) as usize)
+        ),
+    }
+}
+
+fn envelopes(producer: u32, range: std::ops::Range<u32>) -> Vec<AnyEnvelope> {
+    range
+        .map(|seq| Envelope::new(item(producer, seq)).into())
+        .collect()
+}
+
+fn decode(delivery: &Delivery<impl Sized>) -> Item {
+    delivery
+        .envelope
+        .clone()
+        .decode::<Item>()
+        .expect("payload decodes")
+        .into_payload()
+}
+
+/// How to make backends for one test.
+trait Harness: Sized {
+    type B: Backend + Clone;
+    /// `None` when the backend cannot run here (the reason is printed).
+    async fn new(test: &str) -> Option<Self>;
+    /// A consumer of the shared queue (a new handle or connection, named `name`).
+    async fn consumer(&self, name: &str) -> Self::B;
+    /// A consumer in another consumer group, if the backend has groups.
+    async fn other_group(&self, group: &str) -> Option<Self::B>;
+    /// Whether stored events survive `close` of one consumer.
+    fn durable(&self) -> bool;
+    /// Simulates the process of `consumer` dying while holding `deliveries`.
+    async fn crash(
+        &self,
+        consumer: Self::B,
+        deliveries: Vec<Delivery<<Self::B as Backend>::Receipt>>,
+    );
+    /// How long a consumer may wait for a crashed consumer's deliveries to come back.
+    fn redelivery_wait(&self) -> Duration;
+    /// Dead letters stored so far.
+    async fn dead_letter_count(&self) -> usize;
+}
+
+struct Memory {
+    backend: InMemoryBackend,
+}
+
+impl Harness for Memory {
+    type B = InMemoryBackend;
+
+    async fn new(_test: &str) -> Option<Self> {
+        Some(Memory {
+            backend: InMemoryBackend::new(),
+        })
+    }
+
+    async fn consumer(&self, _name: &str) -> InMemoryBackend {
+        self.backend.clone()
+    }
+
+    async fn other_group(&self, _group: &str) -> Option<InMemoryBackend> {
+        None
+    }
+
+    fn durable(&self) -> bool {
+        false
+    }
+
+    async fn crash(&self, consumer: InMemoryBackend, deliveries: Vec<Delivery<()>>) {
+        // A process that dies loses its memory; within one process, giving the
+        // deliveries back is what the spine does when a handling does not finish.
+        consumer.release(deliveries).await.unwrap();
+    }
+
+    fn redelivery_wait(&self) -> Duration {
+        Duration::from_millis(100)
+    }
+
+    async fn dead_letter_count(&self) -> usize {
+        self.backend.dead_letters().len()
+    }
+}
+
+struct Redis {
+    server: redis_server::RedisServer,
+    stream: String,
+}
+
+impl Redis {
+    fn builder(
+        &self,
+        group: &str,
+        consumer: &str,
+    ) -> necrostack::backend::redis::RedisBackendBuilder {
+        RedisBackend::builder(self.server.url())
+            .stream(self.stream.clone())
+            .group(group)
+            .consumer(consumer)
+            .claim_idle(Duration::from_millis(300))
+            .claim_interval(Duration::from_millis(100))
+            .block_time(Duration::from_millis(200))
+    }
+}
+
+impl Harness for Redis {
+    type B = RedisBackend;
+
+    async fn new(_test: &str) -> Option<Self> {
+        let server = redis_server::RedisServer::start()?;
+        Some(Redis {
+            server,
+            stream: "conformance:events".to_owned(),
+        })
+    }
+
+    async fn consumer(&self, name: &str) -> RedisBackend {
+        self.builder("workers", name)
+            .build()
+            .await
+            .expect("connect to the test Redis")
+    }
+
+    async fn other_group(&self, group: &str) -> Option<RedisBackend> {
+        Some(self.builder(group, "solo").build().await.expect("connect"))
+    }
+
+    fn durable(&self) -> bool {
+        true
+    }
+
+    async fn crash(
+        &self,
+        consumer: RedisBackend,
+        deliveries: Vec<Delivery<necrostack::backend::redis::RedisReceipt>>,
+    ) {
+        // The process dies: no complete, no release, no close.
+        drop(deliveries);
+        drop(consumer);
+    }
+
+    fn redelivery_wait(&self) -> Duration {
+        Duration::from_secs(3)
+    }
+
+    async fn dead_letter_count(&self) -> usize {
+        let probe = self.consumer("probe").await;
+        probe.dead_letters(10_000).await.unwrap().len()
+    }
+}
+
+/// Pulls until `n` deliveries arrived or `wait` passed.
+async fn pull_n<B: Backend>(
+    backend: &B,
+    n: usize,
+    batch: usize,
+    wait: Duration,
+) -> Vec<Delivery<B::Receipt>> {
+    let deadline = Instant::now() + wait;
+    let mut out = Vec::new();
+    while out.len() < n && Instant::now() < deadline {
+        let more = backend
+            .pull(batch.min(n - out.len()), Duration::from_millis(100))
+            .await
+            .expect("pull");
+        out.extend(more);
+    }
+    out
+}
+
+async fn complete_all<B: Backend>(backend: &B, deliveries: Vec<Delivery<B::Receipt>>) {
+    for d in deliveries {
+        backend
+            .complete(d.receipt, Completion::default())
+            .await
+            .expect("complete");
+    }
+}
+
+async fn assert_drained<B: Backend>(backend: &B) {
+    let rest = backend
+        .pull(100, Duration::from_millis(150))
+        .await
+        .expect("pull");
+    assert!(
+        rest.is_empty(),
+        "expected nothing left, got {} deliveries",
+        rest.len()
+    );
+}
+
+// ---------------------------------------------------------------- the tests
+
+async fn many_events_payloads_intact<H: Harness>(h: H) {
+    let b = h.consumer("c1").await;
+    let mut sent = Vec::new();
+    for chunk in 0..10 {
+        let batch = envelopes(0, chunk * 50..chunk * 50 + 50);
+        sent.extend(
+            batch
+                .iter()
+                .map(|e| (e.id(), e.clone().decode::<Item>().unwrap().into_payload())),
+        );
+        b.enqueue(batch).await.unwrap();
+    }
+    let got = pull_n(&b, 500, 64, Duration::from_secs(10)).await;
+    assert_eq!(got.len(), 500);
+    let mut ids = HashSet::new();
+    for (d, (id, payload)) in got.iter().zip(&sent) {
+        assert_eq!(d.envelope.id(), *id);
+        assert_eq!(d.envelope.event_type(), "conformance.Item");
+        assert_eq!(&decode(d), payload);
+        assert_eq!(d.attempt, 1);
+        assert!(ids.insert(d.envelope.id()));
+    }
+    complete_all(&b, got).await;
+    assert_drained(&b).await;
+}
+
+async fn fifo_for_one_consumer<H: Harness>(h: H) {
+    let b = h.consumer("c1").await;
+    for chunk in 0..8 {
+        b.enqueue(envelopes(0, chunk * 25..chunk * 25 + 25))
+            .await
+            .unwrap();
+    }
+    let mut seqs = Vec::new();
+    while seqs.len() < 200 {
+        let batch = b.pull(7, Duration::from_millis(200)).await.unwrap();
+        assert!(!batch.is_empty(), "events missing after {}", seqs.len());
+        assert!(batch.len() <= 7);
+        for d in batch {
+            seqs.push(decode(&d).seq);
+            b.complete(d.receipt, Completion::default()).await.unwrap();
+        }
+    }
+    assert_eq!(seqs, (0..200).collect::<Vec<_>>());
+    assert_drained(&b).await;
+}
+
+async fn concurrent_producers_lose_nothing<H: Harness>(h: H) {
+    let consumer = h.consumer("c1").await;
+    let mut tasks = Vec::new();
+    for producer in 0..4u32 {
+        let p = h.consumer(&format!("producer-{producer}")).await;
+        tasks.push(tokio::spawn(async move {
+            for chunk in 0..20 {
+                p.enqueue(envelopes(producer, chunk * 5..chunk * 5 + 5))
+                    .await
+                    .unwrap();
+            }
+        }));
+    }
+    // Consume while they produce.
+    let got = pull_n(&consumer, 400, 50, Duration::from_secs(20)).await;
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(got.len(), 400);
+    let mut last = [None::<u32>; 4];
+    let mut seen = HashSet::new();
+    for d in &got {
+        let it = decode(d);
+        assert!(seen.insert((it.producer, it.seq)), "duplicate {it:?}");
+        let prev = &mut last[it.producer as usize];
+        assert!(
+            prev.is_none_or(|p| p < it.seq),
+            "producer {} out of order",
+            it.producer
+        );
+        *prev = Some(it.seq);
+    }
+    complete_all(&consumer, got).await;
+    assert_drained(&consumer).await;
+}
+
+async fn redelivery_after_a_failure<H: Harness>(h: H) {
+    let a = h.consumer("a").await;
+    a.enqueue(envelopes(0, 0..5)).await.unwrap();
+    let first = pull_n(&a, 3, 3, Duration::from_secs(5)).await;
+    assert_eq!(first.len(), 3);
+    let failed: Vec<u32> = first.iter().map(|d| decode(d).seq).collect();
+    h.crash(a, first).await;
+
+    let b = h.consumer("b").await;
+    let again = pull_n(&b, 5, 10, h.redelivery_wait()).await;
+    assert_eq!(
+        again.len(),
+        5,
+        "every event is delivered again or for the first time"
+    );
+    let mut redelivered = 0;
+    for d in &again {
+        let seq = decode(d).seq;
+        if failed.contains(&seq) {
+            assert!(
+                d.attempt >= 2,
+                "a redelivery says so in `attempt` (seq {seq}: {})",
+                d.attempt
+            );
+            redelivered += 1;
+        } else {
+            assert_eq!(d.attempt, 1);
+        }
+    }
+    assert_eq!(redelivered, 3);
+    complete_all(&b, again).await;
+    assert_drained(&b).await;
+}
+
+async fn closed_consumer_is_continued_by_a_new_one<H: Harness>(h: H) {
+    let a = h.consumer("a").await;
+    a.enqueue(envelopes(0, 0..30)).await.unwrap();
+    let mut got = pull_n(&a, 10, 10, Duration::from_secs(5)).await;
+    assert_eq!(got.len(), 10);
+    let unstarted = got.split_off(5);
+    complete_all(&a, got).await; // 0..5 handled
+    a.release(unstarted).await.unwrap(); // 5..10 given back, as a stopping spine does
+    if h.durable() {
+        a.close().await.unwrap();
+    }
+    drop(a);
+
+    let b = h.consumer("b").await;
+    let rest = pull_n(&b, 25, 25, Duration::from_secs(5)).await;
+    let seqs: Vec<u32> = rest.iter().map(|d| decode(d).seq).collect();
+    assert_eq!(
+        seqs,
+        (5..30).collect::<Vec<_>>(),
+        "continues where the first left off, nothing handled twice"
+    );
+    complete_all(&b, rest).await;
+    assert_drained(&b).await;
+}
+
+async fn two_groups_each_get_everything<H: Harness>(h: H) {
+    let Some(g1) = h.other_group("group-one").await else {
+        eprintln!(
+            "two_groups_each_get_everything: not applicable (this backend has no consumer groups)"
+        );
+        return;
+    };
+    let g2 = h.other_group("group-two").await.expect("groups");
+    g1.enqueue(envelopes(0, 0..50)).await.unwrap();
+    for g in [&g1, &g2] {
+        let got = pull_n(g, 50, 20, Duration::from_secs(5)).await;
+        let seqs: Vec<u32> = got.iter().map(|d| decode(d).seq).collect();
+        assert_eq!(seqs, (0..50).collect::<Vec<_>>());
+        complete_all(g, got).await;
+        assert_drained(g).await;
+    }
+}
+
+async fn close_while_busy<H: Harness>(h: H) {
+    let a = h.consumer("a").await;
+    a.enqueue(envelopes(0, 0..4)).await.unwrap();
+    let busy = pull_n(&a, 4, 4, Duration::from_secs(5)).await;
+    assert_eq!(busy.len(), 4);
+    // A pull waiting for more while the backend closes must end with `Closed`, not hang.
+    let waiting = {
+        let a = a.clone();
+        tokio::spawn(async move { a.pull(100, Duration::from_secs(30)).await })
+    };
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    a.close().await.unwrap();
+    let ended = tokio::time::timeout(Duration::from_secs(5), waiting)
+        .await
+        .expect("a waiting pull ends on close")
+        .unwrap();
+    assert!(
+        matches!(ended, Err(BackendError::Closed)),
+        "waiting pull after close: {:?}",
+        ended.as_ref().map(Vec::len)
+    );
+    for d in busy {
+        let late = a.complete(d.receipt, Completion::default()).await;
+        assert!(
+            matches!(late, Err(BackendError::Closed)),
+            "complete after close fails: {late:?}"
+        );
+    }
+    assert!(matches!(
+        a.pull(1, Duration::ZERO).await,
+        Err(BackendError::Closed)
+    ));
+    assert!(matches!(
+        a.enqueue(envelopes(0, 99..100)).await,
+        Err(BackendError::Closed)
+    ));
+    if h.durable() {
+        // Nothing lost: a new consumer gets the four that were in flight.
+        let b = h.consumer("b").await;
+        let all = pull_n(&b, 4, 10, Duration::from_secs(5)).await;
+        let mut seqs: Vec<u32> = all.iter().map(|d| decode(d).seq).collect();
+        seqs.sort_unstable();
+        assert_eq!(seqs, (0..4).collect::<Vec<_>>());
+        assert!(
+            all.iter().all(|d| d.attempt == 2),
+            "they were delivered once before"
+        );
+        complete_all(&b, all).await;
+        assert_drained(&b).await;
+    }
+}
+
+async fn pull_timeouts_and_wakeups<H: Harness>(h: H) {
+    let a = h.consumer("a").await;
+    let started = Instant::now();
+    assert!(a.pull(10, Duration::ZERO).await.unwrap().is_empty());
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "a zero timeout does not wait"
+    );
+    let started = Instant::now();
+    assert!(a
+        .pull(10, Duration::from_millis(300))
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(
+        started.elapsed() >= Duration::from_millis(250),
+        "waited {:?}",
+        started.elapsed()
+    );
+
+    let producer = h.consumer("producer").await;
+    let waiter = {
+        let a = a.clone();
+        tokio::spawn(async move {
+            let started = Instant::now();
+            let got = a.pull(10, Duration::from_secs(10)).await.unwrap();
+            (got.len(), started.elapsed())
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    producer.enqueue(envelopes(0, 0..1)).await.unwrap();
+    let (n, waited) = waiter.await.unwrap();
+    assert_eq!(n, 1);
+    assert!(
+        waited < Duration::from_secs(5),
+        "a waiting pull wakes on arrival ({waited:?})"
+    );
+}
+
+async fn pull_is_cancel_safe<H: Harness>(h: H) {
+    let a = h.consumer("a").await;
+    let producer = h.consumer("producer").await;
+    for round in 0..5u32 {
+        // Drop a waiting pull, then let an event arrive: the next pull must get it.
+        let dropped = tokio::time::timeout(
+            Duration::from_millis(30),
+            a.pull(10, Duration::from_secs(5)),
+        )
+        .await;
+        assert!(dropped.is_err(), "nothing to pull yet");
+        producer
+            .enqueue(envelopes(0, round..round + 1))
+            .await
+            .unwrap();
+        let got = pull_n(&a, 1, 10, Duration::from_secs(5)).await;
+        assert_eq!(
+            got.len(),
+            1,
+            "round {round}: the event taken by a dropped pull is not lost"
+        );
+        assert_eq!(decode(&got[0]).seq, round);
+        complete_all(&a, got).await;
+    }
+    assert_drained(&a).await;
+}
+
+async fn completion_stores_output_and_dead_letters<H: Harness>(h: H) {
+    let a = h.consumer("a").await;
+    a.enqueue(envelopes(0, 0..1)).await.unwrap();
+    let d = pull_n(&a, 1, 1, Duration::from_secs(5))
+        .await
+        .pop()
+        .unwrap();
+    let input = d.envelope.clone();
+    let emitted = envelopes(1, 0..3);
+    let letter = DeadLetter {
+        envelope: input.clone(),
+        reason: DeadLetterReason::HandlerFailed {
+            organ: "conformance_organ".into(),
+            error: "boom".into(),
+            attempts: 2,
+        },
+        at: chrono::Utc::now(),
+    };
+    a.complete(
+        d.receipt,
+        Completion {
+            emitted: emitted.clone(),
+            dead_letters: vec![letter],
+        },
+    )
+    .await
+    .unwrap();
+    let out = pull_n(&a, 3, 10, Duration::from_secs(5)).await;
+    let ids: Vec<_> = out.iter().map(|d| d.envelope.id()).collect();
+    assert_eq!(
+        ids,
+        emitted.iter().map(|e| e.id()).collect::<Vec<_>>(),
+        "emitted events follow, in order"
+    );
+    complete_all(&a, out).await;
+    assert_drained(&a).await;
+    assert_eq!(h.dead_letter_count().await, 1);
+}
+
+#[organ(listens_to = Item)]
+fn relay(item: &Item) -> Option<Item> {
+    (item.producer == 0).then(|| Item {
+        producer: 1,
+        seq: item.seq,
+        text: item.text.clone(),
+    })
+}
+
+async fn a_spine_runs_on_it<H: Harness>(h: H) {
+    let b = h.consumer("spine").await;
+    let spine = Spine::builder()
+        .organ(relay)
+        .backend(b)
+        .batch_size(16)
+        .build()
+        .unwrap();
+    spine
+        .emit_all((0..40).map(|seq| item(0, seq)))
+        .await
+        .unwrap();
+    let report = spine.run_until_idle().await.unwrap();
+    assert_eq!(report.steps, 80);
+    assert_eq!(report.handled, 80);
+    assert_eq!(report.emitted, 40);
+}
+
+macro_rules! suite {
+    ($module:ident, $harness:ty) => {
+        mod $module {
+            use super::*;
+
+            async fn run<F: std::future::Future<Output = ()>>(
+                test: &str,
+                body: impl FnOnce($harness) -> F,
+            ) {
+                if let Some(h) = <$harness as Harness>::new(test).await {
+                    tokio::time::timeout(Duration::from_secs(60), body(h))
+                        .await
+                        .expect("test timed out");
+                }
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn many_events_payloads_intact() {
+                run(
+                    "many_events",
+                    super::many_events_payloads_intact::<$harness>,
+                )
+                .await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn fifo_for_one_consumer() {
+                run("fifo", super::fifo_for_one_consumer::<$harness>).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn concurrent_producers_lose_nothing() {
+                run(
+                    "producers",
+                    super::concurrent_producers_lose_nothing::<$harness>,
+                )
+                .await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn redelivery_after_a_failure() {
+                run("redelivery", super::redelivery_after_a_failure::<$harness>).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn closed_consumer_is_continued_by_a_new_one() {
+                run(
+                    "continue",
+                    super::closed_consumer_is_continued_by_a_new_one::<$harness>,
+                )
+                .await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn two_groups_each_get_everything() {
+                run("groups", super::two_groups_each_get_everything::<$harness>).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn close_while_busy() {
+                run("close_busy", super::close_while_busy::<$harness>).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn pull_timeouts_and_wakeups() {
+                run("timeouts", super::pull_timeouts_and_wakeups::<$harness>).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn pull_is_cancel_safe() {
+                run("cancel", super::pull_is_cancel_safe::<$harness>).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn completion_stores_output_and_dead_letters() {
+                run(
+                    "completion",
+                    super::completion_stores_output_and_dead_letters::<$harness>,
+                )
+                .await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn a_spine_runs_on_it() {
+                run("spine", super::a_spine_runs_on_it::<$harness>).await
+            }
+        }
+    };
+}
+
+suite!(in_memory, Memory);
+suite!(redis, Redis);

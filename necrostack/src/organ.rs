@@ -61,24 +61,60 @@ pub trait Organ: Send + Sync + 'static {
 
 /// The parameter forms an organ listening to `E` may take, by reference: `&E` and
 /// `&Envelope<E>`. By-value forms (`E`, `Envelope<E>`) clone from these.
+///
+/// Used by generated code, spanned on the user's parameter type, so that a wrong
+/// parameter is reported there. It has no `E: Event` bound on purpose: a `listens_to` type
+/// that is not an event is reported once, on `listens_to`, not again here.
+#[doc(hidden)]
 #[diagnostic::on_unimplemented(
     message = "an organ listening to `{E}` cannot take `{Self}` as its parameter",
     label = "expected `{E}`, `&{E}`, `Envelope<{E}>` or `&Envelope<{E}>`",
-    note = "the parameter must be the event named in `listens_to`, by value or by reference, optionally in an `Envelope`"
+    note = "the parameter is the event named in `listens_to`, by value or by reference, optionally in an `Envelope`"
 )]
-pub trait EventParam<E: Event> {
+pub trait EventParam<E> {
     /// Borrows the parameter from the envelope.
     fn from_envelope(envelope: &Envelope<E>) -> &Self;
 }
 
-impl<E: Event> EventParam<E> for E {
+#[diagnostic::do_not_recommend]
+impl<E> EventParam<E> for E {
     fn from_envelope(envelope: &Envelope<E>) -> &E {
         envelope.payload()
     }
 }
 
-impl<E: Event> EventParam<E> for Envelope<E> {
+#[diagnostic::do_not_recommend]
+impl<E> EventParam<E> for Envelope<E> {
     fn from_envelope(envelope: &Envelope<E>) -> &Envelope<E> {
         envelope
     }
+}
+
+/// A by-value parameter (`E` or `Envelope<E>`): every organ of an event gets its own copy.
+/// Used by generated code, spanned on the user's parameter type.
+#[doc(hidden)]
+pub fn owned<T: Clone>(borrowed: &T) -> T {
+    borrowed.clone()
+}
+
+/// An async handler's future as a [`Handling`]. Used by generated code, spanned on the
+/// handler's `async` keyword, so that a future that is not `Send` is reported there, with
+/// the compiler's note on what is held across which `.await`.
+#[doc(hidden)]
+pub fn pending<'a, F>(future: F) -> Handling<'a>
+where
+    F: Future<Output = Result<Emit, OrganError>> + Send + 'a,
+{
+    Handling::Pending(Box::pin(future))
+}
+
+/// The event type of the stand-in organ that `#[organ]` generates when `listens_to` is
+/// missing, so that code registering that organ adds no errors to the one about the
+/// attribute. Never sent: the program does not compile.
+#[doc(hidden)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, Copy)]
+pub struct NoEvent;
+
+impl Event for NoEvent {
+    const NAME: &'static str = "necrostack::NoEvent";
 }

@@ -88,6 +88,7 @@ pub trait IntoEmit {
     fn into_emit(self, out: &mut Emit);
 }
 
+#[diagnostic::do_not_recommend]
 impl IntoEmit for () {
     fn into_emit(self, _out: &mut Emit) {}
 }
@@ -118,6 +119,7 @@ impl<E: Event> IntoEmit for Vec<E> {
     }
 }
 
+#[diagnostic::do_not_recommend]
 impl IntoEmit for Emit {
     fn into_emit(self, out: &mut Emit) {
         if out.events.is_empty() {

@@ -69,7 +69,7 @@ pub(crate) fn handler(args: &Args, item: &OrganItem, errors: &mut Errors) -> Opt
             if !item.generics.params.is_empty() || item.generics.where_clause.is_some() {
                 errors.push(generic(&item.generics));
             }
-            match handle_method(item) {
+            match handle_method(args, item) {
                 Ok(handle) => signature(args, &handle.sig, true, errors),
                 Err(error) => {
                     errors.push(error);
@@ -82,7 +82,7 @@ pub(crate) fn handler(args: &Args, item: &OrganItem, errors: &mut Errors) -> Opt
 }
 
 /// The `handle` method of an `impl` block, or the error that explains its absence.
-fn handle_method(item: &syn::ItemImpl) -> syn::Result<&ImplItemFn> {
+fn handle_method<'a>(args: &Args, item: &'a syn::ItemImpl) -> syn::Result<&'a ImplItemFn> {
     let methods = || {
         item.items.iter().filter_map(|i| match i {
             ImplItem::Fn(f) => Some(f),
@@ -105,8 +105,9 @@ fn handle_method(item: &syn::ItemImpl) -> syn::Result<&ImplItemFn> {
     Err(syn::Error::new_spanned(
         &item.self_ty,
         format!(
-            "`impl {}` with #[organ] needs a method `fn handle(&self, event: &EventType)` (sync or async) that handles the event",
-            attr::pretty(&item.self_ty)
+            "`impl {}` with #[organ] needs a method `fn handle(&self, {})` (sync or async) that handles the event",
+            attr::pretty(&item.self_ty),
+            example_param(args, None)
         ),
     ))
 }

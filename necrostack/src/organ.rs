@@ -59,32 +59,33 @@ pub trait Organ: Send + Sync + 'static {
     fn call<'a>(&'a self, event: &'a Envelope<Self::Event>) -> Handling<'a>;
 }
 
-/// The parameter forms an organ listening to `E` may take, by reference: `&E` and
-/// `&Envelope<E>`. By-value forms (`E`, `Envelope<E>`) clone from these.
+/// The parameter forms an organ listening to the event `Self` may take, by reference:
+/// `&E` and `&Envelope<E>`. By-value forms (`E`, `Envelope<E>`) clone from these.
 ///
 /// Used by generated code, spanned on the user's parameter type, so that a wrong
-/// parameter is reported there. It has no `E: Event` bound on purpose: a `listens_to` type
-/// that is not an event is reported once, on `listens_to`, not again here.
+/// parameter is reported there. Implemented on the event (not on the parameter) so that
+/// the compiler's hints list the accepted forms, and without an `Event` bound so that a
+/// `listens_to` type that is not an event is reported once, on `listens_to`, not here.
 #[doc(hidden)]
 #[diagnostic::on_unimplemented(
-    message = "an organ listening to `{E}` cannot take `{Self}` as its parameter",
-    label = "expected `{E}`, `&{E}`, `Envelope<{E}>` or `&Envelope<{E}>`",
+    message = "an organ listening to `{Self}` cannot take `{P}` as its parameter",
+    label = "expected `{Self}`, `&{Self}`, `Envelope<{Self}>` or `&Envelope<{Self}>`",
     note = "the parameter is the event named in `listens_to`, by value or by reference, optionally in an `Envelope`"
 )]
-pub trait EventParam<E> {
+pub trait EventParam<P: ?Sized> {
     /// Borrows the parameter from the envelope.
-    fn from_envelope(envelope: &Envelope<E>) -> &Self;
+    fn from_envelope(envelope: &Envelope<Self>) -> &P
+    where
+        Self: Sized;
 }
 
-#[diagnostic::do_not_recommend]
 impl<E> EventParam<E> for E {
     fn from_envelope(envelope: &Envelope<E>) -> &E {
         envelope.payload()
     }
 }
 
-#[diagnostic::do_not_recommend]
-impl<E> EventParam<E> for Envelope<E> {
+impl<E> EventParam<Envelope<E>> for E {
     fn from_envelope(envelope: &Envelope<E>) -> &Envelope<E> {
         envelope
     }

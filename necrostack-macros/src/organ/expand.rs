@@ -113,7 +113,7 @@ fn organ_impl(
     let param_span = param.span();
     let borrow = quote_spanned! {param_span=>
         let __necrostack_arg =
-            <#param as #private::EventParam<__NecrostackEvent>>::from_envelope(__necrostack_envelope);
+            <__NecrostackEvent as #private::EventParam<#param>>::from_envelope(__necrostack_envelope);
     };
     let own = (!handler.by_ref).then(|| {
         quote_spanned! {param_span=>

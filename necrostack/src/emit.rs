@@ -226,15 +226,3 @@ impl<E: std::error::Error + Send + Sync + 'static> ErrorType for E {
         Box::new(self)
     }
 }
-
-/// An async handler's future, with its output converted by `convert` (generated code that
-/// calls [`into_outcome`], [`ok_outcome`] or [`err_outcome`]). `Send` exactly when the
-/// handler's future is.
-#[doc(hidden)]
-pub fn map_outcome<F, C>(future: F, convert: C) -> futures_util::future::Map<F, C>
-where
-    F: std::future::Future,
-    C: FnOnce(F::Output) -> Result<Emit, OrganError>,
-{
-    futures_util::FutureExt::map(future, convert)
-}

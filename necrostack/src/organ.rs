@@ -91,22 +91,45 @@ impl<E> EventParam<Envelope<E>> for E {
     }
 }
 
-/// A by-value parameter (`E` or `Envelope<E>`): every organ of an event gets its own copy.
-/// Used by generated code, spanned on the user's parameter type.
+/// A by-value parameter (`E` or `Envelope<E>`): every organ of an event gets its own copy,
+/// so the type must be `Clone`. A trait of its own so that the message says why, on the
+/// user's parameter type.
 #[doc(hidden)]
-pub fn owned<T: Clone>(borrowed: &T) -> T {
-    borrowed.clone()
+#[diagnostic::on_unimplemented(
+    message = "an organ that takes `{Self}` by value needs `{Self}: Clone`",
+    label = "every organ of the event gets its own copy of this",
+    note = "add `#[derive(Clone)]` to the event type, or take the parameter by reference (`&{Self}`)"
+)]
+pub trait OwnedParam: Sized {
+    /// The parameter's own copy.
+    fn owned(&self) -> Self;
 }
 
-/// An async handler's future as a [`Handling`]. Used by generated code, spanned on the
-/// handler's `async` keyword, so that a future that is not `Send` is reported there, with
-/// the compiler's note on what is held across which `.await`.
+#[diagnostic::do_not_recommend]
+impl<T: Clone> OwnedParam for T {
+    fn owned(&self) -> T {
+        self.clone()
+    }
+}
+
+/// See [`OwnedParam`]. Used by generated code, spanned on the user's parameter type.
 #[doc(hidden)]
-pub fn pending<'a, F>(future: F) -> Handling<'a>
+pub fn owned<T: OwnedParam>(borrowed: &T) -> T {
+    borrowed.owned()
+}
+
+/// An async handler's future, with its output converted by `convert` (generated code that
+/// calls `into_outcome`, or `ok_outcome` and `err_outcome`), as a [`Handling`]. Used by
+/// generated code, spanned on the handler's `async` keyword, so that a future that is not
+/// `Send` is reported there, once, with the compiler's note on what is held across which
+/// `.await`.
+#[doc(hidden)]
+pub fn pending<'a, F, C>(future: F, convert: C) -> Handling<'a>
 where
-    F: Future<Output = Result<Emit, OrganError>> + Send + 'a,
+    F: Future + Send + 'a,
+    C: FnOnce(F::Output) -> Result<Emit, OrganError> + Send + 'a,
 {
-    Handling::Pending(Box::pin(future))
+    Handling::Pending(Box::pin(async move { convert(future.await) }))
 }
 
 /// The event type of the stand-in organ that `#[organ]` generates when `listens_to` is

@@ -123,11 +123,10 @@ fn organ_impl(
     let convert = conversion(handler);
     let body = match handler.asyncness {
         Some(async_span) => {
-            let pending = quote_spanned!(async_span=> #private::pending(__necrostack_future));
+            let future = quote_spanned!(async_span=> __necrostack_future);
             quote! {
-                let __necrostack_future =
-                    #private::map_outcome(#call, |__necrostack_output| #convert);
-                #pending
+                let __necrostack_future = #call;
+                #private::pending(#future, |__necrostack_output| #convert)
             }
         }
         None => quote! {

@@ -183,32 +183,9 @@ impl<T: IntoEmit, Err: std::error::Error + Send + Sync + 'static> IntoOutcome fo
     }
 }
 
-/// What a handler returned, as the events to emit or its error. Used by generated code,
-/// spanned on the user's return type, so that a return type that cannot be emitted is
-/// reported there.
-#[doc(hidden)]
-pub fn into_outcome<T: IntoOutcome>(value: T) -> Result<Emit, OrganError> {
-    value.into_outcome()
-}
-
-/// The `Ok` value of a handler declared to return `Result<T, Err>`. Used by generated
-/// code, spanned on the user's `T`.
-#[doc(hidden)]
-pub fn ok_outcome<T: IntoEmit>(value: T) -> Result<Emit, OrganError> {
-    let mut out = Emit::new();
-    value.into_emit(&mut out);
-    Ok(out)
-}
-
-/// The `Err` value of a handler declared to return `Result<T, Err>`. Used by generated
-/// code, spanned on the user's `Err`.
-#[doc(hidden)]
-pub fn err_outcome<E: ErrorType>(error: E) -> Result<Emit, OrganError> {
-    Err(error.into_organ_error())
-}
-
 /// The error types an organ may return: what `Result<_, Err>` accepts. A trait of its own
-/// so that a wrong error type gets a message about organs, on the user's `Err` type.
+/// so that a wrong error type gets a message about organs, on the user's `Err` type (where
+/// generated code calls [`ErrorType::into_organ_error`]).
 #[doc(hidden)]
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not an error type, so an organ cannot return it as its error",

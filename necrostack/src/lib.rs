@@ -86,7 +86,7 @@ pub use uuid::Uuid;
 /// Paths used by the code that the macros generate. Not public API.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::emit::{err_outcome, into_outcome, ok_outcome, ErrorType};
-    pub use crate::organ::{owned, pending, EventParam, NoEvent, OwnedParam};
-    pub use crate::{Emit, Envelope, Event, Handling, Organ, OrganError};
+    pub use crate::emit::ErrorType;
+    pub use crate::organ::{pending, EventParam, NoEvent, OwnedParam};
+    pub use crate::{Emit, Envelope, Event, Handling, IntoEmit, IntoOutcome, Organ, OrganError};
 }

@@ -93,7 +93,7 @@ impl<E> EventParam<Envelope<E>> for E {
 
 /// A by-value parameter (`E` or `Envelope<E>`): every organ of an event gets its own copy,
 /// so the type must be `Clone`. A trait of its own so that the message says why, on the
-/// user's parameter type.
+/// user's parameter type, where generated code calls [`OwnedParam::owned`].
 #[doc(hidden)]
 #[diagnostic::on_unimplemented(
     message = "an organ that takes `{Self}` by value needs `{Self}: Clone`",
@@ -112,14 +112,8 @@ impl<T: Clone> OwnedParam for T {
     }
 }
 
-/// See [`OwnedParam`]. Used by generated code, spanned on the user's parameter type.
-#[doc(hidden)]
-pub fn owned<T: OwnedParam>(borrowed: &T) -> T {
-    borrowed.owned()
-}
-
 /// An async handler's future, with its output converted by `convert` (generated code that
-/// calls `into_outcome`, or `ok_outcome` and `err_outcome`), as a [`Handling`]. Used by
+/// calls `IntoOutcome`, or `IntoEmit` and `ErrorType`), as a [`Handling`]. Used by
 /// generated code, spanned on the handler's `async` keyword, so that a future that is not
 /// `Send` is reported there, once, with the compiler's note on what is held across which
 /// `.await`.

@@ -5,9 +5,9 @@
 //! - `type Event = <listens_to>` (through one alias): the `listens_to` type exists and is
 //!   an event;
 //! - `EventParam` on the parameter type: the parameter is that event (or its envelope);
-//! - `owned` on the parameter type: a by-value parameter can be cloned;
-//! - `into_outcome` on the return type, or `ok_outcome` and `err_outcome` on the two halves
-//!   of a `Result<T, Err>`: the return value can be emitted, the error is an error type;
+//! - `OwnedParam` on the parameter type: a by-value parameter can be cloned;
+//! - `IntoOutcome` on the return type, or `IntoEmit` and `ErrorType` on the two halves of
+//!   a `Result<T, Err>`: the return value can be emitted, the error is an error type;
 //! - `pending` on the `async` keyword: the handler's future is `Send`;
 //! - the impl itself, on the organ's type: the organ is `Send + Sync`.
 
@@ -117,7 +117,7 @@ fn organ_impl(
     };
     let own = (!handler.by_ref).then(|| {
         quote_spanned! {param_span=>
-            let __necrostack_arg = #private::owned(__necrostack_arg);
+            let __necrostack_arg = #private::OwnedParam::owned(__necrostack_arg);
         }
     });
     let convert = conversion(handler);
@@ -163,18 +163,30 @@ fn organ_impl(
     }
 }
 
-/// Turns `__necrostack_output` (what the handler returned) into the outcome. A declared
+/// Turns `__necrostack_output` (what the handler returned) into the outcome. Trait
+/// methods are called directly (not through generic helper functions) so that errors
+/// carry no "required by a bound in" notes about necrostack's internals. A declared
 /// `Result<T, Err>` is taken apart so that a bad `T` and a bad `Err` are each reported on
 /// their own tokens; any other return type is converted as a whole, reported on itself.
 fn conversion(handler: &Handler) -> TokenStream {
     let private = private();
     if let Some((ok, err)) = handler.output.as_ref().and_then(result_parts) {
-        let ok = quote_spanned!(ok.span()=> #private::ok_outcome(__necrostack_value));
-        let err = quote_spanned!(err.span()=> #private::err_outcome(__necrostack_error));
+        let ok = quote_spanned!(ok.span()=>
+            #private::IntoEmit::into_emit(__necrostack_value, &mut __necrostack_emit)
+        );
+        let err = quote_spanned!(err.span()=>
+            #private::ErrorType::into_organ_error(__necrostack_error)
+        );
         return quote! {
             match __necrostack_output {
-                ::core::result::Result::Ok(__necrostack_value) => #ok,
-                ::core::result::Result::Err(__necrostack_error) => #err,
+                ::core::result::Result::Ok(__necrostack_value) => {
+                    let mut __necrostack_emit = #private::Emit::new();
+                    #ok;
+                    ::core::result::Result::Ok(__necrostack_emit)
+                }
+                ::core::result::Result::Err(__necrostack_error) => {
+                    ::core::result::Result::Err(#err)
+                }
             }
         };
     }
@@ -182,7 +194,7 @@ fn conversion(handler: &Handler) -> TokenStream {
         .output
         .as_ref()
         .map_or(handler.ident_span, Spanned::span);
-    quote_spanned!(output_span=> #private::into_outcome(__necrostack_output))
+    quote_spanned!(output_span=> #private::IntoOutcome::into_outcome(__necrostack_output))
 }
 
 /// `T` and `Err` of a return type written `Result<T, Err>` (with any path before it).

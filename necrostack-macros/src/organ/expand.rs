@@ -105,6 +105,10 @@ fn organ_impl(
         Some(ty) => ty.to_token_stream(),
         None => quote!(#private::NoEvent),
     };
+    let listens_to_span = args
+        .listens_to
+        .as_ref()
+        .map_or_else(proc_macro2::Span::call_site, Spanned::span);
     let name = args
         .name
         .as_ref()
@@ -142,12 +146,14 @@ fn organ_impl(
         .into_iter()
         .next()
         .map_or_else(proc_macro2::Span::call_site, |t| t.span());
+    // ... except the event type, so that one that is not an event is reported on it.
+    let event_alias = syn::Ident::new("__NecrostackEvent", listens_to_span);
     quote_spanned! {self_span=>
         const _: () = {
             type __NecrostackEvent = #listens_to;
 
             impl #private::Organ for #self_ty {
-                type Event = __NecrostackEvent;
+                type Event = #event_alias;
                 const NAME: &'static str = #name;
 
                 fn call<'__necrostack>(

@@ -11,7 +11,7 @@
 //! - `pending` on the `async` keyword: the handler's future is `Send`;
 //! - the impl itself, on the organ's type: the organ is `Send + Sync`.
 
-use proc_macro2::TokenStream;
+use proc_macro2::{TokenStream, TokenTree};
 use quote::{format_ident, quote, quote_spanned, ToTokens};
 use syn::spanned::Spanned;
 
@@ -114,10 +114,11 @@ fn organ_impl(
         .as_ref()
         .map_or_else(|| default_name.to_owned(), syn::LitStr::value);
     let param = &handler.param;
+    // Errors about the parameter are reported on the first token of its type (`Pong`,
+    // `Envelope` in `Envelope<Pong>`).
     let param_span = param.span();
     let borrow = quote_spanned! {param_span=>
-        let __necrostack_arg =
-            <__NecrostackEvent as #private::EventParam<#param>>::from_envelope(__necrostack_envelope);
+        <__NecrostackEvent as #private::EventParam<#param>>::from_envelope(__necrostack_envelope)
     };
     let own = (!handler.by_ref).then(|| {
         quote_spanned! {param_span=>
@@ -127,7 +128,12 @@ fn organ_impl(
     let convert = conversion(handler);
     let body = match handler.asyncness {
         Some(async_span) => {
-            let future = quote_spanned!(async_span=> __necrostack_future);
+            // From `async` to the handler's name: `async fn answer`.
+            let future = respan(
+                quote!(::core::convert::identity(__necrostack_future)),
+                async_span,
+                handler.ident_span,
+            );
             quote! {
                 let __necrostack_future = #call;
                 #private::pending(#future, |__necrostack_output| #convert)
@@ -160,7 +166,7 @@ fn organ_impl(
                     &'__necrostack self,
                     __necrostack_envelope: &'__necrostack #private::Envelope<__NecrostackEvent>,
                 ) -> #private::Handling<'__necrostack> {
-                    #borrow
+                    let __necrostack_arg = #borrow;
                     #own
                     #body
                 }
@@ -177,11 +183,15 @@ fn organ_impl(
 fn conversion(handler: &Handler) -> TokenStream {
     let private = private();
     if let Some((ok, err)) = handler.output.as_ref().and_then(result_parts) {
-        let ok = quote_spanned!(ok.span()=>
-            #private::IntoEmit::into_emit(__necrostack_value, &mut __necrostack_emit)
+        let ok = argument_over(
+            ok,
+            quote!(#private::IntoEmit::into_emit),
+            quote!(__necrostack_value, &mut __necrostack_emit),
         );
-        let err = quote_spanned!(err.span()=>
-            #private::ErrorType::into_organ_error(__necrostack_error)
+        let err = argument_over(
+            err,
+            quote!(#private::ErrorType::into_organ_error),
+            quote!(__necrostack_error),
         );
         return quote! {
             match __necrostack_output {
@@ -196,11 +206,66 @@ fn conversion(handler: &Handler) -> TokenStream {
             }
         };
     }
-    let output_span = handler
-        .output
-        .as_ref()
-        .map_or(handler.ident_span, Spanned::span);
-    quote_spanned!(output_span=> #private::IntoOutcome::into_outcome(__necrostack_output))
+    let into_outcome = quote!(#private::IntoOutcome::into_outcome);
+    match &handler.output {
+        Some(output) => argument_over(output, into_outcome, quote!(__necrostack_output)),
+        None => {
+            let call = quote!(#into_outcome(__necrostack_output));
+            respan(call, handler.ident_span, handler.ident_span)
+        }
+    }
+}
+
+/// `function(args)`, where the compiler reports an unmet trait bound on the first
+/// argument, spanned so that it underlines all of `node`: the argument is wrapped in
+/// `identity(..)`, a call whose span runs from its first token (given `node`'s first
+/// token's span) to its last (given `node`'s last token's span). `quote_spanned!` alone
+/// can only give one token's span, which for `Vec<u32>` is `Vec`.
+fn argument_over(node: &impl ToTokens, function: TokenStream, args: TokenStream) -> TokenStream {
+    let (first, last) = first_last(node);
+    let mut args = args.into_iter();
+    let first_arg: TokenStream = args.next().into_iter().collect();
+    let rest: TokenStream = args.collect();
+    let wrapped = respan(quote!(::core::convert::identity(#first_arg)), first, last);
+    let function = respan(function, first, first);
+    let rest = respan(rest, first, first);
+    let mut group =
+        proc_macro2::Group::new(proc_macro2::Delimiter::Parenthesis, quote!(#wrapped #rest));
+    group.set_span(first);
+    quote!(#function #group)
+}
+
+/// The spans of the first and last tokens of `node`.
+fn first_last(node: &impl ToTokens) -> (proc_macro2::Span, proc_macro2::Span) {
+    let mut tokens = node.to_token_stream().into_iter();
+    let first = tokens
+        .next()
+        .map_or_else(proc_macro2::Span::call_site, |t| t.span());
+    let last = tokens.last().map_or(first, |t| t.span());
+    (first, last)
+}
+
+/// `tokens` with the first token spanned at `first` and all others (nested too) at `last`.
+fn respan(tokens: TokenStream, first: proc_macro2::Span, last: proc_macro2::Span) -> TokenStream {
+    fn set(token: TokenTree, span: proc_macro2::Span) -> TokenTree {
+        match token {
+            TokenTree::Group(group) => {
+                let stream = group.stream().into_iter().map(|t| set(t, span)).collect();
+                let mut out = proc_macro2::Group::new(group.delimiter(), stream);
+                out.set_span(span);
+                TokenTree::Group(out)
+            }
+            mut other => {
+                other.set_span(span);
+                other
+            }
+        }
+    }
+    tokens
+        .into_iter()
+        .enumerate()
+        .map(|(i, token)| set(token, if i == 0 { first } else { last }))
+        .collect()
 }
 
 /// `T` and `Err` of a return type written `Result<T, Err>` (with any path before it).

@@ -269,7 +269,7 @@ fn respan(tokens: TokenStream, first: proc_macro2::Span, last: proc_macro2::Span
 }
 
 /// `T` and `Err` of a return type written `Result<T, Err>` (with any path before it).
-fn result_parts(ty: &syn::Type) -> Option<(&syn::Type, &syn::Type)> {
+pub(crate) fn result_parts(ty: &syn::Type) -> Option<(&syn::Type, &syn::Type)> {
     let syn::Type::Path(path) = ty else {
         return None;
     };

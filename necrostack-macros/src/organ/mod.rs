@@ -59,3 +59,96 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use quote::quote;
+
+    fn errors(output: &proc_macro2::TokenStream) -> usize {
+        output.to_string().matches("compile_error").count()
+    }
+
+    #[test]
+    fn a_valid_organ_expands_without_errors() {
+        let output = super::expand(
+            quote!(listens_to = Ping),
+            quote!(
+                fn answer(ping: &Ping) -> Pong {
+                    Pong
+                }
+            ),
+        );
+        assert_eq!(errors(&output), 0, "{output}");
+        let text = output.to_string();
+        assert!(text.contains("struct answer"), "{text}");
+        assert!(text.contains("Organ for answer"), "{text}");
+    }
+
+    #[test]
+    fn a_rejected_organ_still_gets_a_stand_in_impl() {
+        let output = super::expand(
+            quote!(),
+            quote!(
+                fn answer(ping: &Ping) -> Pong {
+                    Pong
+                }
+            ),
+        );
+        assert_eq!(errors(&output), 1, "{output}");
+        let text = output.to_string();
+        assert!(text.contains("struct answer"), "{text}");
+        assert!(text.contains("NoEvent"), "{text}");
+    }
+
+    #[test]
+    fn a_misspelled_key_is_one_error_not_two() {
+        let output = super::expand(
+            quote!(listen_to = Ping),
+            quote!(
+                fn answer(ping: &Ping) -> Pong {
+                    Pong
+                }
+            ),
+        );
+        assert_eq!(errors(&output), 1, "{output}");
+        assert!(output.to_string().contains("did you mean `listens_to`"));
+    }
+
+    #[test]
+    fn independent_mistakes_are_all_reported() {
+        let output = super::expand(
+            quote!(listens_to = Ping, retries = 3),
+            quote!(
+                fn answer<T>(ping: &Ping, extra: u8) -> Pong {
+                    Pong
+                }
+            ),
+        );
+        assert_eq!(errors(&output), 3, "{output}");
+    }
+
+    #[test]
+    fn a_binding_named_like_the_organ_drops_the_function_from_the_stand_in() {
+        let output = super::expand(
+            quote!(listens_to = Ping),
+            quote!(
+                fn answer(answer: &Ping) -> Ping {
+                    answer.clone()
+                }
+            ),
+        );
+        assert_eq!(errors(&output), 1, "{output}");
+        assert!(!output.to_string().contains("fn handle"), "{output}");
+    }
+
+    #[test]
+    fn result_halves_are_found_only_in_two_argument_results() {
+        use super::expand::result_parts;
+        let ty: syn::Type = syn::parse_quote!(std::result::Result<Pong, std::io::Error>);
+        assert!(result_parts(&ty).is_some());
+        let ty: syn::Type = syn::parse_quote!(std::io::Result<Pong>);
+        assert!(result_parts(&ty).is_none());
+        let ty: syn::Type = syn::parse_quote!(Option<Pong>);
+        assert!(result_parts(&ty).is_none());
+    }
+}

@@ -184,17 +184,9 @@ fn signature(args: &Args, sig: &Signature, method: bool, errors: &mut Errors) ->
         [FnArg::Typed(param)] => Some(param),
         [FnArg::Receiver(_)] => None,
         [_, extra @ ..] => {
-            let extra: proc_macro2::TokenStream = extra
-                .iter()
-                .map(ToTokens::to_token_stream)
-                .collect::<Vec<_>>()
-                .iter()
-                .enumerate()
-                .flat_map(|(i, tokens)| {
-                    let comma = (i > 0).then(|| quote::quote!(,));
-                    comma.into_iter().chain(std::iter::once(tokens.clone()))
-                })
-                .collect();
+            // The extra parameters, comma-separated, so the error underlines all of them.
+            let extra: syn::punctuated::Punctuated<&FnArg, syn::Token![,]> =
+                extra.iter().copied().collect();
             errors.push(syn::Error::new_spanned(
                 &extra,
                 format!(

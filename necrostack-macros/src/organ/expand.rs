@@ -122,7 +122,7 @@ fn organ_impl(
     };
     let own = (!handler.by_ref).then(|| {
         quote_spanned! {param_span=>
-            let __necrostack_arg = #private::OwnedParam::owned(__necrostack_arg);
+            let __necrostack_arg = #private::OwnedParam::owned(::core::convert::identity(__necrostack_arg));
         }
     });
     let convert = conversion(handler);
@@ -154,7 +154,7 @@ fn organ_impl(
         .map_or_else(proc_macro2::Span::call_site, |t| t.span());
     // ... except the event type, so that one that is not an event is reported on it.
     let event_alias = syn::Ident::new("__NecrostackEvent", listens_to_span);
-    quote_spanned! {self_span=>
+    let organ_impl = quote_spanned! {self_span=>
         const _: () = {
             type __NecrostackEvent = #listens_to;
 
@@ -172,7 +172,34 @@ fn organ_impl(
                 }
             }
         };
-    }
+    };
+    call_site_locals(organ_impl)
+}
+
+/// Gives the generated code's own locals (`self`, `__necrostack_*`) call-site hygiene,
+/// keeping their location. Errors still point at the user's tokens, and the locals stay
+/// one set of names even when the user's tokens come from a `macro_rules!` expansion,
+/// whose hygiene would otherwise split a local's declaration from its uses.
+fn call_site_locals(tokens: TokenStream) -> TokenStream {
+    tokens
+        .into_iter()
+        .map(|token| match token {
+            TokenTree::Group(group) => {
+                let mut out =
+                    proc_macro2::Group::new(group.delimiter(), call_site_locals(group.stream()));
+                out.set_span(group.span());
+                TokenTree::Group(out)
+            }
+            TokenTree::Ident(mut ident) => {
+                let name = ident.to_string();
+                if name == "self" || name.starts_with("__necrostack") {
+                    ident.set_span(proc_macro2::Span::call_site().located_at(ident.span()));
+                }
+                TokenTree::Ident(ident)
+            }
+            other => other,
+        })
+        .collect()
 }
 
 /// Turns `__necrostack_output` (what the handler returned) into the outcome. Trait

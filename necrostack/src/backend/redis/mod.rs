@@ -27,7 +27,9 @@
 //!   their idle time every third of `claim_idle`, so a slow batch is not taken over by
 //!   another consumer while this one still works on it.
 //! * `release` and `close` hand this consumer's unhandled entries over: they are marked
-//!   idle so that the next `XAUTOCLAIM` of any consumer takes them at once.
+//!   idle so that the next `XAUTOCLAIM` of any consumer takes them at once. As with the
+//!   in-memory backend, the next delivery of a released entry has the next `attempt`
+//!   (and counts toward `max_deliveries`).
 //!
 //! See the crate README ("Running on Redis") for the guarantees in plain words.
 
@@ -104,6 +106,11 @@ impl RedisReceipt {
 /// Cloning gives another handle to the same consumer (same connections, counters and
 /// state), e.g. to read [`health`](Self::health) while a spine runs. See the
 /// [module documentation](self) for how each operation maps onto Redis.
+///
+/// [`close`](Backend::close) keeps every stored event (they live in Redis) and hands the
+/// entries this consumer still holds over to the other consumers of the group; call it
+/// after [`Spine::run`](crate::Spine::run) returns. A standalone Redis (or a primary
+/// with replicas) is supported, not Redis Cluster.
 #[derive(Clone)]
 pub struct RedisBackend {
     core: Arc<Core>,

@@ -18,6 +18,9 @@ use super::RedisReceipt;
 use crate::backend::Delivery;
 use crate::envelope::AnyEnvelope;
 
+/// The field/value pairs of a stream entry.
+type Fields = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// The one field of a stream entry written by this backend.
 pub const ENVELOPE_FIELD: &str = "envelope";
 
@@ -145,7 +148,7 @@ async fn admit(
 /// Admits each live entry into `out` or dead-letters it.
 async fn check_each(
     core: &Core,
-    live: Vec<(String, Vec<(Vec<u8>, Vec<u8>)>)>,
+    live: Vec<(String, Fields)>,
     counts: Option<&std::collections::HashMap<String, u32>>,
     out: &mut Vec<Delivery<RedisReceipt>>,
 ) -> Result<(), RedisBackendError> {

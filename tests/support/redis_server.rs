@@ -21,6 +21,9 @@ pub struct Options {
     pub persistence: bool,
     /// `requirepass`.
     pub password: Option<String>,
+    /// Serve TLS only (`rediss://`), with a throwaway CA and server certificate made by
+    /// the `openssl` command; see [`RedisServer::ca_certificate`].
+    pub tls: bool,
     /// Extra `--name value` arguments.
     pub extra_args: Vec<String>,
 }
@@ -59,7 +62,12 @@ pub fn check_available(test: &str) -> bool {
             "{test}: redis-server is not on PATH, and NECROSTACK_REQUIRE_REDIS=1 forbids skipping"
         );
     }
-    eprintln!("SKIPPED {test}: redis-server is not on PATH (install Redis to run the Redis tests; set NECROSTACK_REQUIRE_REDIS=1 to make this an error)");
+    // Written to stderr directly, not with `eprintln!`, so that the test harness does not
+    // capture it: a skip must be visible in a normal `cargo test` run.
+    let _ = writeln!(
+        std::io::stderr(),
+        "SKIPPED {test}: redis-server is not on PATH (install Redis to run the Redis tests; set NECROSTACK_REQUIRE_REDIS=1 to make this an error)"
+    );
     false
 }
 
@@ -104,9 +112,21 @@ impl RedisServer {
 
     fn spawn(&mut self) -> Result<(), String> {
         let mut cmd = Command::new("redis-server");
-        cmd.arg("--port")
-            .arg(self.port.to_string())
-            .arg("--bind")
+        if self.options.tls {
+            self.make_certificates()?;
+            cmd.args(["--port", "0", "--tls-port"])
+                .arg(self.port.to_string())
+                .arg("--tls-cert-file")
+                .arg(self.dir.join("server.crt"))
+                .arg("--tls-key-file")
+                .arg(self.dir.join("server.key"))
+                .arg("--tls-ca-cert-file")
+                .arg(self.dir.join("ca.crt"))
+                .args(["--tls-auth-clients", "no"]);
+        } else {
+            cmd.arg("--port").arg(self.port.to_string());
+        }
+        cmd.arg("--bind")
             .arg("127.0.0.1")
             .arg("--dir")
             .arg(&self.dir)
@@ -158,11 +178,15 @@ impl RedisServer {
         ))
     }
 
-    /// Whether the server answers `PING` (with `+PONG`, or `-NOAUTH` when it has a password).
+    /// Whether the server answers `PING` (with `+PONG`, or `-NOAUTH` when it has a
+    /// password); for a TLS server, whether it accepts connections.
     pub fn ping(&self) -> bool {
         let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.port)) else {
             return false;
         };
+        if self.options.tls {
+            return true;
+        }
         let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
         if stream.write_all(b"PING\r\n").is_err() {
             return false;
@@ -177,12 +201,89 @@ impl RedisServer {
         }
     }
 
-    /// `redis://127.0.0.1:PORT` (with the password, when set).
+    /// `redis://127.0.0.1:PORT` (`rediss://` with TLS; with the password, when set).
     pub fn url(&self) -> String {
+        let scheme = if self.options.tls { "rediss" } else { "redis" };
         match &self.options.password {
-            Some(p) => format!("redis://:{p}@127.0.0.1:{}", self.port),
-            None => format!("redis://127.0.0.1:{}", self.port),
+            Some(p) => format!("{scheme}://:{p}@127.0.0.1:{}", self.port),
+            None => format!("{scheme}://127.0.0.1:{}", self.port),
         }
+    }
+
+    /// The PEM certificate of the throwaway CA that signed a TLS server's certificate.
+    pub fn ca_certificate(&self) -> Vec<u8> {
+        std::fs::read(self.dir.join("ca.crt")).expect("the CA certificate of a TLS server")
+    }
+
+    /// A CA and a server certificate for 127.0.0.1, made with the `openssl` command.
+    fn make_certificates(&self) -> Result<(), String> {
+        if self.dir.join("server.crt").exists() {
+            return Ok(());
+        }
+        let run = |args: &[&str]| -> Result<(), String> {
+            let out = Command::new("openssl")
+                .args(args)
+                .current_dir(&self.dir)
+                .output()
+                .map_err(|e| format!("run openssl: {e}"))?;
+            if out.status.success() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "openssl {args:?}: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                ))
+            }
+        };
+        std::fs::write(
+            self.dir.join("san.cnf"),
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
+        )
+        .map_err(|e| e.to_string())?;
+        run(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.crt",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=necrostack test CA",
+        ])?;
+        run(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ])?;
+        run(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.crt",
+            "-days",
+            "2",
+            "-extfile",
+            "san.cnf",
+        ])
     }
 
     /// The port.
@@ -224,6 +325,11 @@ impl RedisServer {
     pub fn cli(&self, args: &[&str]) -> String {
         let mut cmd = Command::new("redis-cli");
         cmd.arg("-p").arg(self.port.to_string());
+        if self.options.tls {
+            cmd.arg("--tls")
+                .arg("--cacert")
+                .arg(self.dir.join("ca.crt"));
+        }
         if let Some(p) = &self.options.password {
             cmd.arg("--no-auth-warning").arg("-a").arg(p);
         }

@@ -18,6 +18,9 @@ use super::RedisReceipt;
 use crate::backend::Delivery;
 use crate::envelope::AnyEnvelope;
 
+/// The field/value pairs of a stream entry.
+type Fields = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// The one field of a stream entry written by this backend.
 pub const ENVELOPE_FIELD: &str = "envelope";
 
@@ -95,7 +98,7 @@ pub(crate) async fn fetch(
 
 /// Turns raw entries into deliveries, dead-lettering the ones the spine must not see.
 async fn admit(
-    core: &Core,
+    core: &Arc<Core>,
     entries: Vec<RawEntry>,
     origin: Origin,
 ) -> Result<Vec<Delivery<RedisReceipt>>, RedisBackendError> {
@@ -127,8 +130,21 @@ async fn admit(
     };
 
     let mut out = Vec::with_capacity(live.len());
+    // On failure, dropping `out` gives the entries admitted so far up again (their
+    // receipts' drop guard): they stay pending for this consumer and are re-read.
+    check_each(core, live, counts.as_ref(), &mut out).await?;
+    Ok(out)
+}
+
+/// Admits each live entry into `out` or dead-letters it.
+async fn check_each(
+    core: &Arc<Core>,
+    live: Vec<(String, Fields)>,
+    counts: Option<&std::collections::HashMap<String, u32>>,
+    out: &mut Vec<Delivery<RedisReceipt>>,
+) -> Result<(), RedisBackendError> {
     for (id, fields) in live {
-        let attempt = match &counts {
+        let attempt = match counts {
             None => 1,
             Some(counts) => match counts.get(&id) {
                 Some(count) => (*count).max(1),
@@ -153,7 +169,7 @@ async fn admit(
                 }
                 out.push(Delivery {
                     envelope,
-                    receipt: RedisReceipt { entry_id: id },
+                    receipt: RedisReceipt::new(id, Arc::downgrade(core)),
                     attempt,
                 });
             }
@@ -163,7 +179,7 @@ async fn admit(
             }
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 /// The envelope of an entry, or why there is none.

@@ -46,6 +46,22 @@ redis.call('XACK', KEYS[1], ARGV[1], ARGV[3])
 return 1
 ";
 
+/// `KEYS[1]` stream. `ARGV`: group, consumer, then entry ids. Resets the idle time of
+/// each entry that is still pending *for this consumer* (without counting a delivery),
+/// so that entries a worker is slow to handle are not taken over; entries another
+/// consumer owns by now are left alone. Returns how many were touched.
+const TOUCH: &str = r"
+local touched = 0
+for i = 3, #ARGV do
+  local pending = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1)
+  if #pending == 1 and pending[1][2] == ARGV[2] then
+    redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[i], 'JUSTID')
+    touched = touched + 1
+  end
+end
+return touched
+";
+
 /// What the complete script found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Applied {
@@ -70,12 +86,14 @@ impl Applied {
 /// The script, with its SHA computed once.
 pub(crate) struct Scripts {
     pub(crate) complete: Script,
+    pub(crate) touch: Script,
 }
 
 impl Scripts {
     pub(crate) fn new() -> Self {
         Scripts {
             complete: Script::new(COMPLETE),
+            touch: Script::new(TOUCH),
         }
     }
 }

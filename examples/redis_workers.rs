@@ -1,0 +1,270 @@
+//! Workers sharing a Redis stream: a producer places orders, N workers (each a spine with
+//! its own `RedisBackend` consumer in one group) bill them and archive the invoices, and
+//! the program prints which worker handled what.
+//!
+//! ```text
+//! redis-server --port 6379 &                       # any Redis 6.2+ (7 recommended)
+//! cargo run --example redis_workers                # 3 workers, 12 orders, redis://127.0.0.1:6379
+//! cargo run --example redis_workers -- --redis redis://127.0.0.1:6380 --workers 5 --orders 40
+//! REDIS_URL=rediss://:password@host:6380 cargo run --example redis_workers
+//! ```
+//!
+//! Each run uses a stream of its own (`--stream` to choose one), so old entries never
+//! mix in; the stream is left in Redis for inspection (`XRANGE name - +`).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use necrostack::{organ, Backend, Envelope, Event, RedisBackend, Spine};
+use serde::{Deserialize, Serialize};
+
+#[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[event(name = "ORDER_PLACED")]
+struct OrderPlaced {
+    order: u32,
+    amount_cents: u64,
+}
+
+#[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[event(name = "INVOICE_SENT")]
+struct InvoiceSent {
+    order: u32,
+    amount_cents: u64,
+    billed_by: String,
+}
+
+/// What each worker handled, in order: shared by the organs of all workers.
+type Ledger = Arc<Mutex<BTreeMap<String, Vec<String>>>>;
+
+fn note(ledger: &Ledger, worker: &str, line: String) {
+    println!("{worker:>9} | {line}");
+    ledger
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .entry(worker.to_owned())
+        .or_default()
+        .push(line);
+}
+
+/// Bills an order: one invoice per order, emitted atomically with the order's ack.
+struct Billing {
+    worker: String,
+    ledger: Ledger,
+}
+
+#[organ(listens_to = OrderPlaced)]
+impl Billing {
+    async fn handle(&self, order: Envelope<OrderPlaced>) -> InvoiceSent {
+        tokio::time::sleep(Duration::from_millis(20)).await; // talk to the payment provider
+        note(
+            &self.ledger,
+            &self.worker,
+            format!(
+                "billed order {} ({} cents)",
+                order.order, order.amount_cents
+            ),
+        );
+        InvoiceSent {
+            order: order.order,
+            amount_cents: order.amount_cents,
+            billed_by: self.worker.clone(),
+        }
+    }
+}
+
+/// Archives an invoice, possibly on another worker than the one that billed it.
+struct Archive {
+    worker: String,
+    ledger: Ledger,
+}
+
+#[organ(listens_to = InvoiceSent)]
+impl Archive {
+    fn handle(&self, invoice: &InvoiceSent) {
+        note(
+            &self.ledger,
+            &self.worker,
+            format!(
+                "archived invoice for order {} (billed by {})",
+                invoice.order, invoice.billed_by
+            ),
+        );
+    }
+}
+
+const USAGE: &str = "usage: redis_workers [--redis URL] [--workers N] [--orders N] [--stream NAME] [--timeout-secs S]
+(REDIS_URL sets the default URL; the default is redis://127.0.0.1:6379)";
+
+struct Args {
+    url: String,
+    workers: usize,
+    orders: u32,
+    stream: String,
+    timeout: Duration,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = Args {
+        url: std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned()),
+        workers: 3,
+        orders: 12,
+        stream: format!(
+            "necrostack:redis_workers:{}-{}",
+            std::process::id(),
+            chrono::Utc::now().timestamp_millis()
+        ),
+        timeout: Duration::from_secs(30),
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--redis" => args.url = value()?,
+            "--workers" => {
+                args.workers = value()?.parse().map_err(|e| format!("--workers: {e}"))?
+            }
+            "--orders" => args.orders = value()?.parse().map_err(|e| format!("--orders: {e}"))?,
+            "--stream" => args.stream = value()?,
+            "--timeout-secs" => {
+                args.timeout = Duration::from_secs(
+                    value()?
+                        .parse()
+                        .map_err(|e| format!("--timeout-secs: {e}"))?,
+                )
+            }
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
+            other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
+        }
+    }
+    if args.workers == 0 {
+        return Err("--workers must be at least 1".to_owned());
+    }
+    Ok(args)
+}
+
+#[tokio::main]
+async fn main() {
+    init_logs();
+    let args = match parse_args() {
+        Ok(args) => args,
+        Err(message) => {
+            eprintln!("{message}");
+            std::process::exit(2);
+        }
+    };
+    if let Err(error) = run(args).await {
+        eprintln!("error: {error}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
+    let ledger: Ledger = Arc::default();
+    let backend = |consumer: String| {
+        RedisBackend::builder(args.url.clone())
+            .stream(args.stream.clone())
+            .group("billing")
+            .consumer(consumer)
+            .build()
+    };
+
+    // The workers: one spine each, all in the group "billing".
+    let mut workers = Vec::new();
+    for i in 0..args.workers {
+        let name = format!("worker-{i}");
+        let backend = backend(name.clone()).await?;
+        let spine = Spine::builder()
+            .organ(Billing {
+                worker: name.clone(),
+                ledger: Arc::clone(&ledger),
+            })
+            .organ(Archive {
+                worker: name.clone(),
+                ledger: Arc::clone(&ledger),
+            })
+            .backend(backend.clone())
+            .batch_size(2) // small batches spread a short demo over every worker
+            .poll_interval(Duration::from_millis(200))
+            .build()?;
+        let stop = spine.stop_handle();
+        let task = tokio::spawn(async move { spine.run().await });
+        workers.push((name, backend, stop, task));
+    }
+
+    // The producer: a spine without organs only emits.
+    let producer_backend = backend("producer".to_owned()).await?;
+    let producer = Spine::builder().backend(producer_backend.clone()).build()?;
+    producer
+        .emit_all((1..=args.orders).map(|order| OrderPlaced {
+            order,
+            amount_cents: 1_000 + u64::from(order) * 250,
+        }))
+        .await?;
+    println!(
+        "producer  | placed {} orders on stream {}",
+        args.orders, args.stream
+    );
+
+    // Wait until every order is billed and archived and nothing is pending.
+    let expected = 2 * args.orders as usize;
+    let deadline = Instant::now() + args.timeout;
+    loop {
+        let handled: usize = ledger
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .map(Vec::len)
+            .sum();
+        let health = producer_backend.health().await?;
+        if handled >= expected && health.pending == 0 && health.lag == Some(0) {
+            break;
+        }
+        if Instant::now() > deadline {
+            return Err(format!("timed out: {handled} of {expected} handlings, {health:?}").into());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // Graceful shutdown: stop reading, finish in-flight work, close.
+    for (_, _, stop, _) in &workers {
+        stop.stop();
+    }
+    println!();
+    for (name, backend, _, task) in workers {
+        let report = task.await??;
+        backend.close().await?;
+        let m = backend.metrics();
+        println!(
+            "{name}: {} events ({} pulled, {} acked, {} emitted)",
+            report.steps, m.pulled, m.acked, m.emitted
+        );
+    }
+    for (worker, lines) in ledger.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+        println!("{worker} handled {}: {}", lines.len(), lines.join("; "));
+    }
+    let health = producer_backend.health().await?;
+    println!(
+        "stream {}: {} entries, {} pending, {} dead letters, ping {:?}",
+        args.stream, health.stream_length, health.pending, health.dead_letters, health.ping
+    );
+    producer_backend.close().await?;
+    Ok(())
+}
+
+fn init_logs() {
+    let json = std::env::var("NECROSTACK_LOG").is_ok_and(|v| v == "json");
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        logs.json().init();
+    } else {
+        logs.init();
+    }
+}

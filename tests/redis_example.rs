@@ -1,0 +1,64 @@
+//! Runs the `redis_workers` example against a throwaway Redis and checks what it prints:
+//! every order billed once and its invoice archived once, by the workers of one group.
+
+#[path = "support/redis_server.rs"]
+mod redis_server;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+/// The example binary `cargo test` built next to this test (`target/<profile>/examples`),
+/// building it first when only this test was compiled.
+fn example_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target/<profile>/deps");
+    let binary = profile_dir.join("examples").join("redis_workers");
+    if !binary.exists() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+        let status = Command::new(cargo)
+            .args(["build", "--example", "redis_workers"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .expect("run cargo build");
+        assert!(status.success(), "building the example failed");
+    }
+    binary
+}
+
+#[test]
+fn redis_workers_example_runs() {
+    let Some(server) = redis_server::RedisServer::start() else {
+        return;
+    };
+    let output = Command::new(example_binary())
+        .args(["--redis", &server.url(), "--workers", "3", "--orders", "9"])
+        .args(["--timeout-secs", "20"])
+        .output()
+        .expect("run the example");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "example failed: {stderr}\n{stdout}"
+    );
+    for order in 1..=9 {
+        let billed = format!("billed order {order} (");
+        let archived = format!("archived invoice for order {order} (");
+        // Once in the live output, once in the per-worker summary.
+        assert_eq!(stdout.matches(&billed).count(), 2, "{billed}: {stdout}");
+        assert_eq!(stdout.matches(&archived).count(), 2, "{archived}: {stdout}");
+    }
+    for worker in ["worker-0", "worker-1", "worker-2"] {
+        assert!(
+            stdout.contains(&format!("{worker}: ")),
+            "{worker} reports: {stdout}"
+        );
+    }
+    assert!(
+        stdout.contains("18 entries, 0 pending, 0 dead letters"),
+        "{stdout}"
+    );
+}

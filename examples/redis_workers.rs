@@ -93,6 +93,9 @@ impl Archive {
     }
 }
 
+const USAGE: &str = "usage: redis_workers [--redis URL] [--workers N] [--orders N] [--stream NAME] [--timeout-secs S]
+(REDIS_URL sets the default URL; the default is redis://127.0.0.1:6379)";
+
 struct Args {
     url: String,
     workers: usize,
@@ -118,18 +121,23 @@ fn parse_args() -> Result<Args, String> {
         let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
         match flag.as_str() {
             "--redis" => args.url = value()?,
-            "--workers" => args.workers = value()?.parse().map_err(|e| format!("--workers: {e}"))?,
+            "--workers" => {
+                args.workers = value()?.parse().map_err(|e| format!("--workers: {e}"))?
+            }
             "--orders" => args.orders = value()?.parse().map_err(|e| format!("--orders: {e}"))?,
             "--stream" => args.stream = value()?,
             "--timeout-secs" => {
                 args.timeout = Duration::from_secs(
-                    value()?.parse().map_err(|e| format!("--timeout-secs: {e}"))?,
+                    value()?
+                        .parse()
+                        .map_err(|e| format!("--timeout-secs: {e}"))?,
                 )
             }
             "-h" | "--help" => {
-                return Err("usage: redis_workers [--redis URL] [--workers N] [--orders N] [--stream NAME] [--timeout-secs S]\n(REDIS_URL sets the default URL)".to_owned())
+                println!("{USAGE}");
+                std::process::exit(0);
             }
-            other => return Err(format!("unknown argument {other:?}; try --help")),
+            other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
         }
     }
     if args.workers == 0 {

@@ -176,7 +176,10 @@ async fn rediss_with_a_private_ca_works() {
             !redis_server::redis_required(),
             "openssl is needed for the TLS test"
         );
-        eprintln!("SKIPPED rediss_with_a_private_ca_works: the openssl command is missing");
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED rediss_with_a_private_ca_works: the openssl command is missing"
+        );
         return;
     }
     let Some(server) = redis_server::RedisServer::start_with(redis_server::Options {

@@ -200,3 +200,27 @@ async fn a_loop_is_dead_lettered_while_run_keeps_serving() {
         letters[0].reason
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_dropped_unhandled_comes_back() {
+    let Some(server) = redis_server::RedisServer::start() else {
+        return;
+    };
+    // A long claim_idle: only the receipt's drop guard can bring the entry back quickly.
+    let a = builder(&server, "a")
+        .claim_idle(Duration::from_secs(60))
+        .build()
+        .await
+        .unwrap();
+    a.enqueue(steps(0..2)).await.unwrap();
+    let mut got = a.pull(2, Duration::from_secs(1)).await.unwrap();
+    let second = got.pop().unwrap();
+    let first = got.pop().unwrap();
+    a.complete(first.receipt, Completion::default())
+        .await
+        .unwrap();
+    drop(second); // e.g. a cancelled `Spine::run`: neither completed nor released
+    let again = a.pull(10, Duration::from_secs(1)).await.unwrap();
+    assert_eq!(again.iter().map(n).collect::<Vec<_>>(), vec![1]);
+    assert_eq!(again[0].attempt, 2);
+}

@@ -39,6 +39,17 @@ impl Worker {
 }
 
 const STREAM: &str = "restart:events";
+
+/// `RUST_LOG=info` shows the reconnections.
+fn init_logs() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error")),
+        )
+        .with_test_writer()
+        .try_init();
+}
 const JOBS: u32 = 600;
 
 fn builder(url: &str, consumer: &str) -> necrostack::backend::redis::RedisBackendBuilder {
@@ -77,14 +88,7 @@ async fn outputs(url: &str) -> HashMap<u32, u32> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn workers_recover_from_a_redis_restart_and_lose_nothing() {
-    // RUST_LOG=info shows the reconnections.
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error")),
-        )
-        .with_test_writer()
-        .try_init();
+    init_logs();
     let Some(mut server) = redis_server::RedisServer::start_with(redis_server::Options {
         persistence: true,
         ..Default::default()
@@ -205,4 +209,52 @@ async fn workers_recover_from_a_redis_restart_and_lose_nothing() {
         handled.len(),
         started.elapsed()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_survives_a_redis_that_lost_its_data() {
+    init_logs();
+    let Some(mut server) = redis_server::RedisServer::start() else {
+        return; // no persistence: a restart empties Redis
+    };
+    let url = server.url();
+    let handled = Arc::new(Mutex::new(Vec::new()));
+    let backend = builder(&url, "survivor").build().await.unwrap();
+    let spine = Spine::builder()
+        .organ(Worker {
+            handled: Arc::clone(&handled),
+        })
+        .backend(backend.clone())
+        .poll_interval(Duration::from_millis(100))
+        .build()
+        .unwrap();
+    let stop = spine.stop_handle();
+    let running = tokio::spawn(async move { spine.run().await });
+    backend
+        .enqueue(vec![Envelope::new(Job { n: 1 }).into()])
+        .await
+        .unwrap();
+    let wait_for = |n: u32| {
+        let handled = Arc::clone(&handled);
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while !handled.lock().unwrap().contains(&n) {
+                assert!(Instant::now() < deadline, "job {n} not handled");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+    wait_for(1).await;
+
+    server.restart(); // the stream and the group are gone
+                      // `enqueue` recreates the stream but not the group; the worker's next read finds the
+                      // group missing, creates it again and handles what comes next.
+    backend
+        .enqueue(vec![Envelope::new(Job { n: 2 }).into()])
+        .await
+        .unwrap();
+    wait_for(2).await;
+    stop.stop();
+    running.await.unwrap().unwrap();
+    assert_eq!(*handled.lock().unwrap(), vec![1, 2]);
 }

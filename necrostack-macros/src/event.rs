@@ -1,38 +1,74 @@
-//! `#[derive(Event)]`: parse `#[event(...)]`, validate, expand to `impl Event`.
+//! `#[derive(Event)]`: parse `#[event(...)]`, validate the type, expand to `impl Event`.
+//!
+//! On a mistake in `#[event(...)]` the impl is still generated (with the type's name), so
+//! that the type's other uses (in `listens_to`, as a return value) do not add errors of
+//! their own; the user sees only the mistake itself.
 
 use proc_macro2::TokenStream;
-use quote::quote;
+use quote::{quote, quote_spanned};
 use syn::{Data, DeriveInput, LitStr};
 
-use crate::attr::{check_name, duplicate_key, unknown_key, Errors};
+use crate::attr::{self, Errors, Key};
 
-const VALID_KEYS: &[&str] = &["name"];
+const KEYS: &[Key] = &[Key {
+    name: "name",
+    form: "name = \"EVENT_NAME\"",
+}];
 
 /// What `#[event(...)]` said.
+#[derive(Default)]
 struct EventAttrs {
     name: Option<LitStr>,
 }
 
+pub(crate) fn expand(input: &DeriveInput) -> TokenStream {
+    let mut errors = Errors::default();
+    let attrs = parse(input, &mut errors);
+    let implementable = validate(input, &mut errors);
+    let ident = &input.ident;
+    let default_name = ident.to_string();
+    let example = default_name.to_uppercase();
+    let name = match &attrs.name {
+        Some(name) => match attr::check_name(name, "event", &default_name, &example) {
+            Ok(()) => name.value(),
+            Err(error) => {
+                errors.push(error);
+                default_name
+            }
+        },
+        None => default_name,
+    };
+    let mut tokens = errors.into_compile_errors();
+    if implementable {
+        tokens.extend(event_impl(ident, &name));
+    }
+    tokens
+}
+
 fn parse(input: &DeriveInput, errors: &mut Errors) -> EventAttrs {
-    let mut attrs = EventAttrs { name: None };
+    let mut attrs = EventAttrs::default();
     for attr in input.attrs.iter().filter(|a| a.path().is_ident("event")) {
         let result = attr.parse_nested_meta(|meta| {
             if meta.path.is_ident("name") {
-                let value: LitStr = meta.value()?.parse()?;
+                let input = attr::value(&meta.path, meta.input, KEYS[0].form)?;
+                let value = attr::string_value(input, "name = \"EVENT_NAME\"")?;
                 if attrs.name.is_some() {
-                    errors.push(duplicate_key(&meta.path, "event"));
+                    errors.push(attr::duplicate_key(
+                        &meta.path,
+                        "event",
+                        "an event has exactly one name",
+                    ));
                 } else {
                     attrs.name = Some(value);
                 }
-                Ok(())
             } else {
-                // Skip the value so parsing can go on to report later keys too.
                 if meta.input.peek(syn::Token![=]) {
-                    let _: syn::Expr = meta.value()?.parse()?;
+                    meta.input.parse::<syn::Token![=]>()?;
                 }
-                errors.push(unknown_key(&meta.path, "event", VALID_KEYS));
-                Ok(())
+                attr::take_value(meta.input)?;
+                errors.push(attr::unknown_key(&meta.path, "event", KEYS));
             }
+            Ok(())
         });
         if let Err(error) = result {
             errors.push(error);
@@ -41,40 +77,41 @@ fn parse(input: &DeriveInput, errors: &mut Errors) -> EventAttrs {
     attrs
 }
 
-fn validate(input: &DeriveInput, attrs: &EventAttrs, errors: &mut Errors) {
+/// Checks the shape of the type; returns whether an `impl Event` can be generated.
+fn validate(input: &DeriveInput, errors: &mut Errors) -> bool {
+    let mut implementable = true;
     if let Data::Union(data) = &input.data {
         errors.push(syn::Error::new_spanned(
             data.union_token,
-            "#[derive(Event)] supports structs and enums, not unions",
+            "#[derive(Event)] works on structs and enums, not unions: an event must be \
+             (de)serialized, and serde cannot derive that for a union; use an enum",
         ));
+        implementable = false;
     }
     if !input.generics.params.is_empty() {
+        let ident = &input.ident;
         errors.push(syn::Error::new_spanned(
             &input.generics,
-            "#[derive(Event)] does not support generic types: an event type has one fixed name on the wire; define a concrete type per event",
+            format!(
+                "#[derive(Event)] does not work on generic types: an event type has one fixed \
+                 name on the wire, so `{ident}{}` cannot be one; define a concrete type for \
+                 each event (e.g. with the generic parameters filled in)",
+                attr::pretty(&input.generics)
+            ),
         ));
+        implementable = false;
     }
-    if let Some(name) = &attrs.name {
-        if let Err(error) = check_name(name, "event") {
-            errors.push(error);
-        }
-    }
+    implementable
 }
 
-pub(crate) fn expand(input: &DeriveInput) -> syn::Result<TokenStream> {
-    let mut errors = Errors::default();
-    let attrs = parse(input, &mut errors);
-    validate(input, &attrs, &mut errors);
-    errors.finish()?;
-
-    let ident = &input.ident;
-    let name = match &attrs.name {
-        Some(name) => name.value(),
-        None => ident.to_string(),
-    };
-    Ok(quote! {
-        impl ::necrostack::Event for #ident {
+/// The `impl Event`, spanned on the type's name: a type without `Serialize` or
+/// `Deserialize`, or one that is not `Send + Sync`, is reported there, by the compiler's
+/// own message that says which derive or change it needs.
+fn event_impl(ident: &syn::Ident, name: &str) -> TokenStream {
+    let private = quote!(::necrostack::__private);
+    quote_spanned! {ident.span()=>
+        impl #private::Event for #ident {
             const NAME: &'static str = #name;
         }
-    })
+    }
 }

@@ -15,9 +15,7 @@ mod organ;
 #[proc_macro_derive(Event, attributes(event))]
 pub fn derive_event(input: TokenStream) -> TokenStream {
     let input = syn::parse_macro_input!(input as syn::DeriveInput);
-    event::expand(&input)
-        .unwrap_or_else(syn::Error::into_compile_error)
-        .into()
+    event::expand(&input).into()
 }
 
 /// Turns a handler function or `impl` block into a `necrostack::Organ`. See the

@@ -128,25 +128,28 @@ impl fmt::Debug for Emit {
 /// A value an organ can return to emit events: `()`, an event, `Option<E>`, `Vec<E>`,
 /// [`Emit`], or a tuple of those.
 #[diagnostic::on_unimplemented(
-    message = "`{Self}` cannot be returned from an organ",
-    label = "an organ cannot return this",
-    note = "an organ returns `()`, an event, `Option<E>`, `Vec<E>`, `necrostack::Emit`, a tuple of those, or `Result<any of those, Err>` with `Err: std::error::Error + Send + Sync + 'static`; `E` must derive `necrostack::Event`"
+    message = "`{Self}` cannot be emitted by an organ",
+    label = "not an event or a collection of events",
+    note = "an organ returns `()`, an event, `Option<E>`, `Vec<E>`, `necrostack::Emit` or a tuple of those, or a `Result` of one of them; `E` is a type with `#[derive(necrostack::Event)]`"
 )]
 pub trait IntoEmit {
     /// Appends the events in `self` to `out`, in order.
     fn into_emit(self, out: &mut Emit);
 }
 
+#[diagnostic::do_not_recommend]
 impl IntoEmit for () {
     fn into_emit(self, _out: &mut Emit) {}
 }
 
+#[diagnostic::do_not_recommend]
 impl<E: Event> IntoEmit for E {
     fn into_emit(self, out: &mut Emit) {
         out.push(self);
     }
 }
 
+#[diagnostic::do_not_recommend]
 impl<E: Event> IntoEmit for Option<E> {
     fn into_emit(self, out: &mut Emit) {
         if let Some(event) = self {
@@ -155,6 +158,7 @@ impl<E: Event> IntoEmit for Option<E> {
     }
 }
 
+#[diagnostic::do_not_recommend]
 impl<E: Event> IntoEmit for Vec<E> {
     fn into_emit(self, out: &mut Emit) {
         out.events.reserve(self.len());
@@ -164,6 +168,7 @@ impl<E: Event> IntoEmit for Vec<E> {
     }
 }
 
+#[diagnostic::do_not_recommend]
 impl IntoEmit for Emit {
     fn into_emit(self, out: &mut Emit) {
         if out.is_empty() {
@@ -179,6 +184,7 @@ impl IntoEmit for Emit {
 
 macro_rules! tuple_into_emit {
     ($($name:ident)+) => {
+        #[diagnostic::do_not_recommend]
         impl<$($name: IntoEmit),+> IntoEmit for ($($name,)+) {
             #[allow(non_snake_case)]
             fn into_emit(self, out: &mut Emit) {
@@ -210,6 +216,7 @@ pub trait IntoOutcome {
     fn into_outcome(self) -> Result<Emit, OrganError>;
 }
 
+#[diagnostic::do_not_recommend]
 impl<T: IntoEmit> IntoOutcome for T {
     fn into_outcome(self) -> Result<Emit, OrganError> {
         let mut out = Emit::new();
@@ -218,6 +225,7 @@ impl<T: IntoEmit> IntoOutcome for T {
     }
 }
 
+#[diagnostic::do_not_recommend]
 impl<T: IntoEmit, Err: std::error::Error + Send + Sync + 'static> IntoOutcome for Result<T, Err> {
     fn into_outcome(self) -> Result<Emit, OrganError> {
         match self {
@@ -227,8 +235,23 @@ impl<T: IntoEmit, Err: std::error::Error + Send + Sync + 'static> IntoOutcome fo
     }
 }
 
-/// Used by generated code so that a bad return type is reported on the user's tokens.
+/// The error types an organ may return: what `Result<_, Err>` accepts. A trait of its own
+/// so that a wrong error type gets a message about organs, on the user's `Err` type (where
+/// generated code calls [`ErrorType::into_organ_error`]).
 #[doc(hidden)]
-pub fn into_outcome<T: IntoOutcome>(value: T) -> Result<Emit, OrganError> {
-    value.into_outcome()
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not an error type, so an organ cannot return it as its error",
+    label = "does not implement `std::error::Error + Send + Sync + 'static`",
+    note = "an organ's error type implements `std::error::Error + Send + Sync + 'static`, e.g. `std::io::Error` or your own type with `#[derive(thiserror::Error)]`; a `String` or `&str` is not one"
+)]
+pub trait ErrorType {
+    /// Boxes the error.
+    fn into_organ_error(self) -> OrganError;
+}
+
+#[diagnostic::do_not_recommend]
+impl<E: std::error::Error + Send + Sync + 'static> ErrorType for E {
+    fn into_organ_error(self) -> OrganError {
+        Box::new(self)
+    }
 }

@@ -28,7 +28,7 @@ use serde_json::value::RawValue;
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a necrostack event",
     label = "this type is not an event",
-    note = "add `#[derive(necrostack::Event, serde::Serialize, serde::Deserialize)]` to the definition of `{Self}`"
+    note = "an event is a type of your own with `#[derive(necrostack::Event, serde::Serialize, serde::Deserialize)]`; to send a `{Self}`, put it in a field of such a type"
 )]
 pub trait Event: Serialize + DeserializeOwned + Send + Sync + 'static {
     /// The event type name: the routing key and the `event_type` on the wire.

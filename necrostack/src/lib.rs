@@ -89,9 +89,7 @@ pub use uuid::Uuid;
 /// Paths used by the code that the macros generate. Not public API.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::emit::into_outcome;
-    pub use crate::organ::EventParam;
-    pub use crate::{Emit, Envelope, Event, Handling, Organ, OrganError};
-    pub use std::boxed::Box;
-    pub use std::clone::Clone;
+    pub use crate::emit::ErrorType;
+    pub use crate::organ::{pending, EventParam, NoEvent, OwnedParam};
+    pub use crate::{Emit, Envelope, Event, Handling, IntoEmit, IntoOutcome, Organ, OrganError};
 }

@@ -59,26 +59,80 @@ pub trait Organ: Send + Sync + 'static {
     fn call<'a>(&'a self, event: &'a Envelope<Self::Event>) -> Handling<'a>;
 }
 
-/// The parameter forms an organ listening to `E` may take, by reference: `&E` and
-/// `&Envelope<E>`. By-value forms (`E`, `Envelope<E>`) clone from these.
+/// The parameter forms an organ listening to the event `Self` may take, by reference:
+/// `&E` and `&Envelope<E>`. By-value forms (`E`, `Envelope<E>`) clone from these.
+///
+/// Used by generated code, spanned on the user's parameter type, so that a wrong
+/// parameter is reported there. Implemented on the event (not on the parameter) so that
+/// the compiler's hints list the accepted forms, and without an `Event` bound so that a
+/// `listens_to` type that is not an event is reported once, on `listens_to`, not here.
+#[doc(hidden)]
 #[diagnostic::on_unimplemented(
-    message = "an organ listening to `{E}` cannot take `{Self}` as its parameter",
-    label = "expected `{E}`, `&{E}`, `Envelope<{E}>` or `&Envelope<{E}>`",
-    note = "the parameter must be the event named in `listens_to`, by value or by reference, optionally in an `Envelope`"
+    message = "an organ listening to `{Self}` cannot take `{P}` as its parameter",
+    label = "expected `{Self}`, `&{Self}`, `Envelope<{Self}>` or `&Envelope<{Self}>`",
+    note = "the parameter is the event named in `listens_to`, by value or by reference, optionally in an `Envelope`"
 )]
-pub trait EventParam<E: Event> {
+pub trait EventParam<P: ?Sized> {
     /// Borrows the parameter from the envelope.
-    fn from_envelope(envelope: &Envelope<E>) -> &Self;
+    fn from_envelope(envelope: &Envelope<Self>) -> &P
+    where
+        Self: Sized;
 }
 
-impl<E: Event> EventParam<E> for E {
+impl<E> EventParam<E> for E {
     fn from_envelope(envelope: &Envelope<E>) -> &E {
         envelope.payload()
     }
 }
 
-impl<E: Event> EventParam<E> for Envelope<E> {
+impl<E> EventParam<Envelope<E>> for E {
     fn from_envelope(envelope: &Envelope<E>) -> &Envelope<E> {
         envelope
     }
+}
+
+/// A by-value parameter (`E` or `Envelope<E>`): every organ of an event gets its own copy,
+/// so the type must be `Clone`. A trait of its own so that the message says why, on the
+/// user's parameter type, where generated code calls [`OwnedParam::owned`].
+#[doc(hidden)]
+#[diagnostic::on_unimplemented(
+    message = "an organ that takes `{Self}` by value needs `{Self}: Clone`",
+    label = "every organ of the event gets its own copy of this",
+    note = "add `#[derive(Clone)]` to the event type, or take the parameter by reference (`&{Self}`)"
+)]
+pub trait OwnedParam: Sized {
+    /// The parameter's own copy.
+    fn owned(&self) -> Self;
+}
+
+#[diagnostic::do_not_recommend]
+impl<T: Clone> OwnedParam for T {
+    fn owned(&self) -> T {
+        self.clone()
+    }
+}
+
+/// An async handler's future, with its output converted by `convert` (generated code that
+/// calls `IntoOutcome`, or `IntoEmit` and `ErrorType`), as a [`Handling`]. Used by
+/// generated code, spanned on the handler's `async` keyword, so that a future that is not
+/// `Send` is reported there, once, with the compiler's note on what is held across which
+/// `.await`.
+#[doc(hidden)]
+pub fn pending<'a, F, C>(future: F, convert: C) -> Handling<'a>
+where
+    F: Future + Send + 'a,
+    C: FnOnce(F::Output) -> Result<Emit, OrganError> + Send + 'a,
+{
+    Handling::Pending(Box::pin(async move { convert(future.await) }))
+}
+
+/// The event type of the stand-in organ that `#[organ]` generates when `listens_to` is
+/// missing, so that code registering that organ adds no errors to the one about the
+/// attribute. Never sent: the program does not compile.
+#[doc(hidden)]
+#[derive(serde::Serialize, serde::Deserialize, Debug, Clone, Copy)]
+pub struct NoEvent;
+
+impl Event for NoEvent {
+    const NAME: &'static str = "necrostack::NoEvent";
 }

@@ -62,7 +62,12 @@ pub fn check_available(test: &str) -> bool {
             "{test}: redis-server is not on PATH, and NECROSTACK_REQUIRE_REDIS=1 forbids skipping"
         );
     }
-    eprintln!("SKIPPED {test}: redis-server is not on PATH (install Redis to run the Redis tests; set NECROSTACK_REQUIRE_REDIS=1 to make this an error)");
+    // Written to stderr directly, not with `eprintln!`, so that the test harness does not
+    // capture it: a skip must be visible in a normal `cargo test` run.
+    let _ = writeln!(
+        std::io::stderr(),
+        "SKIPPED {test}: redis-server is not on PATH (install Redis to run the Redis tests; set NECROSTACK_REQUIRE_REDIS=1 to make this an error)"
+    );
     false
 }
 

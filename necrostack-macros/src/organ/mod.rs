@@ -1,31 +1,154 @@
 //! `#[organ(listens_to = ...)]`: [`parse`] the arguments and the item, [`validate`] the
-//! handler's signature, [`expand`] to the organ type and its `impl Organ`.
+//! handler's signature, then [`expand`] it, or, on any mistake, emit the errors with a
+//! [`stub`] so that the user's other code adds none of its own.
 
 mod expand;
 mod parse;
+mod stub;
 mod validate;
 
 use proc_macro2::TokenStream;
-use quote::ToTokens;
+
+use crate::attr::Errors;
+use parse::OrganItem;
 
 pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
-    match try_expand(args, item.clone()) {
-        Ok(tokens) => tokens,
+    let mut errors = Errors::default();
+    let args = parse::args(args, &mut errors);
+    let item = match parse::item(item.clone(), &mut errors) {
+        Ok(item) => item,
         Err(error) => {
-            // Keep the user's item so that code using it does not pile up more errors.
-            let mut tokens = error.into_compile_error();
-            match syn::parse2::<syn::Item>(item.clone()) {
-                Ok(item) => item.to_tokens(&mut tokens),
-                Err(_) => tokens.extend(item),
-            }
+            // Not an item syn understands: let the compiler report on it as written.
+            let mut tokens = errors.into_compile_errors();
+            tokens.extend(error.into_compile_error());
+            tokens.extend(item);
+            return tokens;
+        }
+    };
+    if let Some(name) = &args.name {
+        let default = match &item {
+            OrganItem::Fn(f) => f.sig.ident.to_string(),
+            OrganItem::Impl(i) => expand::type_name(&i.self_ty),
+            OrganItem::Other(_) => "the function name".to_owned(),
+        };
+        let example = format!("{default}-v2");
+        if let Err(error) = crate::attr::check_name(name, "organ", &default, &example) {
+            errors.push(error);
+        }
+    }
+    let handler = validate::handler(&args, &item, &mut errors);
+    match (&item, handler) {
+        (OrganItem::Fn(function), Some(handler)) if errors.is_empty() => {
+            expand::function_organ(&args, function, &handler)
+        }
+        (OrganItem::Impl(block), Some(handler)) if errors.is_empty() => {
+            expand::impl_organ(&args, block, &handler)
+        }
+        _ => {
+            // A binding named like the organ makes the function itself fail to compile
+            // once the organ struct exists, so such a function is left out.
+            let keep_function = match &item {
+                OrganItem::Fn(f) => {
+                    validate::bindings_named(&f.sig.ident, &f.sig, &f.block).is_empty()
+                }
+                _ => true,
+            };
+            let mut tokens = errors.into_compile_errors();
+            tokens.extend(stub::stub(&args, &item, keep_function));
             tokens
         }
     }
 }
 
-fn try_expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
-    let args = parse::args(args)?;
-    let item = parse::item(item)?;
-    let handler = validate::handler(&args, &item)?;
-    Ok(expand::organ(&args, &item, &handler))
+#[cfg(test)]
+mod tests {
+    use quote::quote;
+
+    fn errors(output: &proc_macro2::TokenStream) -> usize {
+        output.to_string().matches("compile_error").count()
+    }
+
+    #[test]
+    fn a_valid_organ_expands_without_errors() {
+        let output = super::expand(
+            quote!(listens_to = Ping),
+            quote!(
+                fn answer(ping: &Ping) -> Pong {
+                    Pong
+                }
+            ),
+        );
+        assert_eq!(errors(&output), 0, "{output}");
+        let text = output.to_string();
+        assert!(text.contains("struct answer"), "{text}");
+        assert!(text.contains("Organ for answer"), "{text}");
+    }
+
+    #[test]
+    fn a_rejected_organ_still_gets_a_stand_in_impl() {
+        let output = super::expand(
+            quote!(),
+            quote!(
+                fn answer(ping: &Ping) -> Pong {
+                    Pong
+                }
+            ),
+        );
+        assert_eq!(errors(&output), 1, "{output}");
+        let text = output.to_string();
+        assert!(text.contains("struct answer"), "{text}");
+        assert!(text.contains("NoEvent"), "{text}");
+    }
+
+    #[test]
+    fn a_misspelled_key_is_one_error_not_two() {
+        let output = super::expand(
+            quote!(listen_to = Ping),
+            quote!(
+                fn answer(ping: &Ping) -> Pong {
+                    Pong
+                }
+            ),
+        );
+        assert_eq!(errors(&output), 1, "{output}");
+        assert!(output.to_string().contains("did you mean `listens_to`"));
+    }
+
+    #[test]
+    fn independent_mistakes_are_all_reported() {
+        let output = super::expand(
+            quote!(listens_to = Ping, retries = 3),
+            quote!(
+                fn answer<T>(ping: &Ping, extra: u8) -> Pong {
+                    Pong
+                }
+            ),
+        );
+        assert_eq!(errors(&output), 3, "{output}");
+    }
+
+    #[test]
+    fn a_binding_named_like_the_organ_drops_the_function_from_the_stand_in() {
+        let output = super::expand(
+            quote!(listens_to = Ping),
+            quote!(
+                fn answer(answer: &Ping) -> Ping {
+                    answer.clone()
+                }
+            ),
+        );
+        assert_eq!(errors(&output), 1, "{output}");
+        assert!(!output.to_string().contains("fn handle"), "{output}");
+    }
+
+    #[test]
+    fn result_halves_are_found_only_in_two_argument_results() {
+        use super::expand::result_parts;
+        let ty: syn::Type = syn::parse_quote!(std::result::Result<Pong, std::io::Error>);
+        assert!(result_parts(&ty).is_some());
+        let ty: syn::Type = syn::parse_quote!(std::io::Result<Pong>);
+        assert!(result_parts(&ty).is_none());
+        let ty: syn::Type = syn::parse_quote!(Option<Pong>);
+        assert!(result_parts(&ty).is_none());
+    }
 }

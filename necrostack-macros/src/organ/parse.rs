@@ -1,62 +1,113 @@
-//! Parsing `#[organ(...)]` arguments and the item it is attached to.
+//! Parsing `#[organ(...)]` arguments and the item the attribute is on.
 
-use proc_macro2::TokenStream;
+use proc_macro2::{Span, TokenStream};
+use quote::ToTokens;
 use syn::parse::Parser;
 use syn::{LitStr, Type};
 
-use crate::attr::{call_site, check_name, duplicate_key, unknown_key, Errors};
+use crate::attr::{self, Errors, Key};
 
-const VALID_KEYS: &[&str] = &["listens_to", "name"];
+pub(crate) const KEYS: &[Key] = &[
+    Key {
+        name: "listens_to",
+        form: "listens_to = EventType",
+    },
+    Key {
+        name: "name",
+        form: "name = \"organ-name\"",
+    },
+];
 
-/// The attribute's arguments.
+/// The attribute's arguments, as far as they could be read. `listens_to` is `None` when
+/// it is missing or unreadable; an error has been recorded then.
+#[derive(Default)]
 pub(crate) struct Args {
-    pub(crate) listens_to: Type,
+    pub(crate) listens_to: Option<Type>,
     pub(crate) name: Option<LitStr>,
 }
 
-pub(crate) fn args(tokens: TokenStream) -> syn::Result<Args> {
-    let mut listens_to: Option<Type> = None;
-    let mut name: Option<LitStr> = None;
-    let mut errors = Errors::default();
+pub(crate) fn args(tokens: TokenStream, errors: &mut Errors) -> Args {
+    let mut args = Args::default();
+    let mut listens_to_given = false;
     let parser = syn::meta::parser(|meta| {
         if meta.path.is_ident("listens_to") {
-            let value: Type = meta.value()?.parse()?;
-            if listens_to.is_some() {
-                errors.push(duplicate_key(&meta.path, "organ"));
+            let input = attr::value(&meta.path, meta.input, KEYS[0].form)?;
+            let value = listens_to(input)?;
+            if listens_to_given {
+                errors.push(attr::duplicate_key(
+                    &meta.path,
+                    "organ",
+                    "an organ listens to exactly one event type (write one organ per event type)",
+                ));
             } else {
-                listens_to = Some(value);
+                args.listens_to = Some(value);
             }
+            listens_to_given = true;
         } else if meta.path.is_ident("name") {
-            let value: LitStr = meta.value()?.parse()?;
-            if name.is_some() {
-                errors.push(duplicate_key(&meta.path, "organ"));
+            let input = attr::value(&meta.path, meta.input, KEYS[1].form)?;
+            let value = attr::string_value(input, KEYS[1].form)?;
+            if args.name.is_some() {
+                errors.push(attr::duplicate_key(
+                    &meta.path,
+                    "organ",
+                    "an organ has exactly one name",
+                ));
             } else {
-                if let Err(error) = check_name(&value, "organ") {
-                    errors.push(error);
-                }
-                name = Some(value);
+                args.name = Some(value);
             }
         } else {
             if meta.input.peek(syn::Token![=]) {
-                let _: syn::Expr = meta.value()?.parse()?;
+                meta.input.parse::<syn::Token![=]>()?;
             }
-            errors.push(unknown_key(&meta.path, "organ", VALID_KEYS));
+            attr::take_value(meta.input)?;
+            errors.push(attr::unknown_key(&meta.path, "organ", KEYS));
         }
         Ok(())
     });
     if let Err(error) = parser.parse2(tokens) {
         errors.push(error);
     }
-    if listens_to.is_none() {
+    // After a misspelled or unreadable key, "missing `listens_to`" would be a repetition.
+    if !listens_to_given && errors.is_empty() {
         errors.push(syn::Error::new(
-            call_site(),
-            "#[organ] needs the event type it handles: #[organ(listens_to = EventType)]",
+            Span::call_site(),
+            format!(
+                "#[organ] needs the event type it handles: write `#[organ(listens_to = EventType)]`; valid keys: {}",
+                attr::list(KEYS.iter().map(|k| k.form))
+            ),
         ));
     }
-    errors.finish()?;
-    match listens_to {
-        Some(listens_to) => Ok(Args { listens_to, name }),
-        None => Err(syn::Error::new(call_site(), "missing `listens_to`")),
+    args
+}
+
+/// Reads the type after `listens_to =`, explaining the usual mistakes.
+fn listens_to(input: syn::parse::ParseStream<'_>) -> syn::Result<Type> {
+    if input.peek(LitStr) {
+        let literal: LitStr = input.parse()?;
+        return Err(syn::Error::new(
+            literal.span(),
+            format!(
+                "`listens_to` takes the event type itself, not a string: write `listens_to = {}`",
+                literal.value()
+            ),
+        ));
+    }
+    let fork = input.fork();
+    match fork.parse::<Type>() {
+        Ok(ty) if fork.is_empty() || fork.peek(syn::Token![,]) => {
+            input.parse::<Type>()?;
+            Ok(ty)
+        }
+        _ => {
+            let value = attr::take_value(input)?;
+            Err(syn::Error::new_spanned(
+                &value,
+                format!(
+                    "`listens_to` takes one event type, e.g. `listens_to = MyEvent`; found `{}`",
+                    attr::pretty(&value)
+                ),
+            ))
+        }
     }
 }
 
@@ -64,15 +115,54 @@ pub(crate) fn args(tokens: TokenStream) -> syn::Result<Args> {
 pub(crate) enum OrganItem {
     Fn(syn::ItemFn),
     Impl(syn::ItemImpl),
+    /// Anything else: an error has been recorded; the item is given back unchanged.
+    Other(syn::Item),
 }
 
-pub(crate) fn item(tokens: TokenStream) -> syn::Result<OrganItem> {
-    match syn::parse2::<syn::Item>(tokens)? {
-        syn::Item::Fn(item) => Ok(OrganItem::Fn(item)),
-        syn::Item::Impl(item) => Ok(OrganItem::Impl(item)),
-        other => Err(syn::Error::new_spanned(
-            other,
-            "#[organ] goes on a handler function or on an `impl` block with a `handle(&self, event)` method",
-        )),
-    }
+pub(crate) fn item(tokens: TokenStream, errors: &mut Errors) -> syn::Result<OrganItem> {
+    let item = syn::parse2::<syn::Item>(tokens)?;
+    Ok(match item {
+        syn::Item::Fn(item) => OrganItem::Fn(item),
+        syn::Item::Impl(item) => OrganItem::Impl(item),
+        other => {
+            errors.push(not_a_handler(&other));
+            OrganItem::Other(other)
+        }
+    })
+}
+
+/// `a b` as tokens.
+fn head(a: &impl ToTokens, b: &impl ToTokens) -> TokenStream {
+    let mut tokens = a.to_token_stream();
+    b.to_tokens(&mut tokens);
+    tokens
+}
+
+/// The error for `#[organ]` on an item that is not a function or an `impl` block,
+/// spanned on the item's keyword and name.
+fn not_a_handler(item: &syn::Item) -> syn::Error {
+    use syn::Item;
+    let (what, head): (&str, TokenStream) = match item {
+        Item::Struct(i) => ("a struct", head(&i.struct_token, &i.ident)),
+        Item::Enum(i) => ("an enum", head(&i.enum_token, &i.ident)),
+        Item::Union(i) => ("a union", head(&i.union_token, &i.ident)),
+        Item::Const(i) => ("a const", head(&i.const_token, &i.ident)),
+        Item::Static(i) => ("a static", head(&i.static_token, &i.ident)),
+        Item::Trait(i) => ("a trait", head(&i.trait_token, &i.ident)),
+        Item::Type(i) => ("a type alias", head(&i.type_token, &i.ident)),
+        Item::Mod(i) => ("a module", head(&i.mod_token, &i.ident)),
+        Item::Use(i) => ("a `use`", i.use_token.to_token_stream()),
+        other => ("this item", other.to_token_stream()),
+    };
+    let hint = match item {
+        Item::Struct(_) | Item::Enum(_) => {
+            " for a stateful organ, put the attribute on the type's `impl` block, which has \
+             one method `handle(&self, event: &EventType)`"
+        }
+        _ => " write a handler function `fn name(event: &EventType)`",
+    };
+    syn::Error::new_spanned(
+        head,
+        format!("#[organ] goes on a handler function or on an `impl` block, not on {what}:{hint}"),
+    )
 }

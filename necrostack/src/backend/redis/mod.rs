@@ -27,7 +27,9 @@
 //!   their idle time every third of `claim_idle`, so a slow batch is not taken over by
 //!   another consumer while this one still works on it.
 //! * `release` and `close` hand this consumer's unhandled entries over: they are marked
-//!   idle so that the next `XAUTOCLAIM` of any consumer takes them at once.
+//!   idle so that the next `XAUTOCLAIM` of any consumer takes them at once. As with the
+//!   in-memory backend, the next delivery of a released entry has the next `attempt`
+//!   (and counts toward `max_deliveries`).
 //!
 //! See the crate README ("Running on Redis") for the guarantees in plain words.
 
@@ -40,6 +42,7 @@ mod error;
 mod health;
 mod heartbeat;
 mod reader;
+mod receipt;
 mod reply;
 mod script;
 mod secret;
@@ -60,6 +63,7 @@ pub use self::dead_letter::{RedisDeadLetter, ORIGINAL_FIELD_PREFIX};
 pub use self::error::RedisBackendError;
 pub use self::health::{RedisHealth, RedisMetrics};
 pub use self::reader::ENVELOPE_FIELD;
+pub use self::receipt::RedisReceipt;
 pub use self::secret::RedactedUrl;
 
 use self::core::Core;
@@ -68,19 +72,6 @@ use self::health::Counters;
 use self::script::{Applied, CompleteArgs};
 use crate::backend::{Backend, BackendError, Completion, Delivery};
 use crate::envelope::AnyEnvelope;
-
-/// The acknowledgement token of a Redis delivery: the stream entry id.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct RedisReceipt {
-    entry_id: String,
-}
-
-impl RedisReceipt {
-    /// The id of the stream entry (`<ms>-<seq>`).
-    pub fn entry_id(&self) -> &str {
-        &self.entry_id
-    }
-}
 
 /// A [`Backend`] on Redis Streams: many processes on many machines share the events of
 /// one stream through a consumer group, with at-least-once delivery.
@@ -104,6 +95,11 @@ impl RedisReceipt {
 /// Cloning gives another handle to the same consumer (same connections, counters and
 /// state), e.g. to read [`health`](Self::health) while a spine runs. See the
 /// [module documentation](self) for how each operation maps onto Redis.
+///
+/// [`close`](Backend::close) keeps every stored event (they live in Redis) and hands the
+/// entries this consumer still holds over to the other consumers of the group; call it
+/// after [`Spine::run`](crate::Spine::run) returns. A standalone Redis (or a primary
+/// with replicas) is supported, not Redis Cluster.
 #[derive(Clone)]
 pub struct RedisBackend {
     core: Arc<Core>,
@@ -332,12 +328,13 @@ impl Backend for RedisBackend {
         completion: Completion,
     ) -> Result<(), BackendError> {
         let core = &*self.core;
-        core.held().remove(&receipt.entry_id);
+        let entry_id = receipt.into_entry_id();
+        core.held().remove(&entry_id);
         self.check_open()?;
         let limit = core.config.max_payload_bytes;
         let source = Source {
             stream: &core.stream,
-            entry_id: &receipt.entry_id,
+            entry_id: &entry_id,
             group: &core.config.group,
             consumer: &core.config.consumer,
             deliveries: 0,
@@ -362,7 +359,7 @@ impl Backend for RedisBackend {
             core.dlq.clone(),
             &core.config.group,
             &core.config.consumer,
-            &receipt.entry_id,
+            &entry_id,
             core.config.max_len,
             emitted,
             dead,
@@ -377,7 +374,7 @@ impl Backend for RedisBackend {
             Ok(applied) => {
                 Counters::add(&core.counters.stale_completions, 1);
                 tracing::warn!(
-                    entry_id = %receipt.entry_id,
+                    entry_id = %entry_id,
                     ?applied,
                     "completion discarded: the entry is no longer pending for this consumer (taken over after claim_idle, or already acknowledged); its handling by the current owner counts"
                 );
@@ -392,7 +389,10 @@ impl Backend for RedisBackend {
     }
 
     async fn release(&self, deliveries: Vec<Delivery<RedisReceipt>>) -> Result<(), BackendError> {
-        let ids: Vec<String> = deliveries.into_iter().map(|d| d.receipt.entry_id).collect();
+        let ids: Vec<String> = deliveries
+            .into_iter()
+            .map(|d| d.receipt.into_entry_id())
+            .collect();
         {
             let mut held = self.core.held();
             for id in &ids {

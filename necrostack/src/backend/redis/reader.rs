@@ -18,6 +18,9 @@ use super::RedisReceipt;
 use crate::backend::Delivery;
 use crate::envelope::AnyEnvelope;
 
+/// The field/value pairs of a stream entry.
+type Fields = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// The one field of a stream entry written by this backend.
 pub const ENVELOPE_FIELD: &str = "envelope";
 
@@ -95,7 +98,7 @@ pub(crate) async fn fetch(
 
 /// Turns raw entries into deliveries, dead-lettering the ones the spine must not see.
 async fn admit(
-    core: &Core,
+    core: &Arc<Core>,
     entries: Vec<RawEntry>,
     origin: Origin,
 ) -> Result<Vec<Delivery<RedisReceipt>>, RedisBackendError> {
@@ -127,25 +130,16 @@ async fn admit(
     };
 
     let mut out = Vec::with_capacity(live.len());
-    let result = check_each(core, live, counts.as_ref(), &mut out).await;
-    if let Err(error) = result {
-        // Give up the ones already admitted: they stay pending for this consumer and
-        // the next fetch re-reads them, so they must not look held.
-        let mut held = core.held();
-        for delivery in &out {
-            held.remove(&delivery.receipt.entry_id);
-        }
-        drop(held);
-        core.recover_pending();
-        return Err(error);
-    }
+    // On failure, dropping `out` gives the entries admitted so far up again (their
+    // receipts' drop guard): they stay pending for this consumer and are re-read.
+    check_each(core, live, counts.as_ref(), &mut out).await?;
     Ok(out)
 }
 
 /// Admits each live entry into `out` or dead-letters it.
 async fn check_each(
-    core: &Core,
-    live: Vec<(String, Vec<(Vec<u8>, Vec<u8>)>)>,
+    core: &Arc<Core>,
+    live: Vec<(String, Fields)>,
     counts: Option<&std::collections::HashMap<String, u32>>,
     out: &mut Vec<Delivery<RedisReceipt>>,
 ) -> Result<(), RedisBackendError> {
@@ -175,7 +169,7 @@ async fn check_each(
                 }
                 out.push(Delivery {
                     envelope,
-                    receipt: RedisReceipt { entry_id: id },
+                    receipt: RedisReceipt::new(id, Arc::downgrade(core)),
                     attempt,
                 });
             }

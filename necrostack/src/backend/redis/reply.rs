@@ -218,6 +218,37 @@ mod tests {
         assert!(read_group(&Value::Int(3)).is_err());
     }
 
+    fn any_value() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let leaf = prop_oneof![
+            Just(Value::Nil),
+            any::<i64>().prop_map(Value::Int),
+            proptest::collection::vec(any::<u8>(), 0..8).prop_map(Value::BulkString),
+            "[a-z0-9-]{0,6}".prop_map(Value::SimpleString),
+            Just(Value::Okay),
+        ];
+        leaf.prop_recursive(4, 64, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                proptest::collection::vec((inner.clone(), inner), 0..4).prop_map(Value::Map),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        /// Whatever Redis (or something pretending to be it) answers, parsing returns a
+        /// value or an error; it never panics.
+        #[test]
+        fn parsing_any_reply_never_panics(value in any_value()) {
+            let _ = read_group(&value);
+            let _ = autoclaim(&value);
+            let _ = pending_counts(&value);
+            let _ = pending_ids(&value);
+            let _ = group_info(&value, "g");
+            let _ = pending_total(&value);
+        }
+    }
+
     #[test]
     fn odd_field_lists_are_errors_not_panics() {
         let reply = Value::Array(vec![Value::Array(vec![

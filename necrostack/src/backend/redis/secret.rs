@@ -128,6 +128,25 @@ mod tests {
         assert_eq!(scrubbed, "auth failed for *** and ***");
     }
 
+    proptest::proptest! {
+        /// No password, however odd, survives in the formatted URL or a scrubbed text.
+        #[test]
+        fn passwords_never_show(
+            user in "[a-z]{0,6}",
+            password in "[A-Za-z!$&'()*+,;=._~-]{6,24}",
+            port in 1u16..,
+            db in 0u8..16,
+        ) {
+            let raw = format!("redis://{user}:{password}@127.0.0.1:{port}/{db}");
+            let url = RedactedUrl::new(raw.clone());
+            proptest::prop_assert!(!url.to_string().contains(&password));
+            let debug = format!("{:?}", url);
+            proptest::prop_assert!(!debug.contains(&password));
+            let message = format!("error talking to {raw}: auth {password} rejected");
+            proptest::prop_assert!(!url.secrets().scrub(&message).contains(&password));
+        }
+    }
+
     #[test]
     fn password_only_and_query_forms_are_masked() {
         let url = RedactedUrl::new("redis://:hunter2@127.0.0.1:6379".into());

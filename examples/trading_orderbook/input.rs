@@ -1,0 +1,200 @@
+//! Where orders come from: a JSON or CSV file, or a seeded generator for stress runs.
+//!
+//! Files are read leniently and judged strictly: every entry becomes an
+//! `ORDER_SUBMITTED` with its fields as text, so a bad field is rejected by the validator
+//! with a reason instead of being lost here. Only a file that is not an order file at all
+//! (unreadable, not JSON, no `orders` list, a CSV header without the columns) is an error.
+
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::events::OrderSubmitted;
+use crate::organs::SYMBOLS;
+use crate::rng::Rng;
+
+/// The columns of an order CSV, and the fields of a JSON order.
+pub const FIELDS: [&str; 6] = [
+    "trader_id",
+    "symbol",
+    "side",
+    "order_type",
+    "quantity",
+    "price",
+];
+
+/// The file is not an order file.
+#[derive(Debug, thiserror::Error)]
+pub enum InputError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path} is not valid JSON: {source}")]
+    Json {
+        path: String,
+        source: serde_json::Error,
+    },
+    #[error("{path}: expected a JSON object {{\"orders\": [...]}}")]
+    NoOrders { path: String },
+    #[error("{path}: the CSV header has no column {column:?} (it needs {FIELDS:?})")]
+    MissingColumn { path: String, column: &'static str },
+}
+
+/// Reads orders from `path`: JSON if it ends in `.json` or starts with `{`, else CSV.
+pub fn read_file(path: &str) -> Result<Vec<OrderSubmitted>, InputError> {
+    let text = std::fs::read_to_string(path).map_err(|source| InputError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    parse(path, &text)
+}
+
+/// Reads orders from `text`, named `path` in errors; JSON or CSV as for [`read_file`].
+pub fn parse(path: &str, text: &str) -> Result<Vec<OrderSubmitted>, InputError> {
+    let is_json = match Path::new(path).extension().and_then(|e| e.to_str()) {
+        Some(ext) if ext.eq_ignore_ascii_case("json") => true,
+        Some(ext) if ext.eq_ignore_ascii_case("csv") => false,
+        _ => text.trim_start().starts_with('{'),
+    };
+    let rows = if is_json {
+        parse_json(path, text)?
+    } else {
+        parse_csv(path, text)?
+    };
+    Ok(number(rows))
+}
+
+/// Gives each order its sequence number, from 1, in file order.
+fn number(rows: Vec<[String; 6]>) -> Vec<OrderSubmitted> {
+    (1..)
+        .zip(rows)
+        .map(
+            |(seq, [trader_id, symbol, side, order_type, quantity, price])| OrderSubmitted {
+                seq,
+                trader_id,
+                symbol,
+                side,
+                order_type,
+                quantity,
+                price,
+            },
+        )
+        .collect()
+}
+
+fn parse_json(path: &str, text: &str) -> Result<Vec<[String; 6]>, InputError> {
+    let value: Value = serde_json::from_str(text).map_err(|source| InputError::Json {
+        path: path.to_owned(),
+        source,
+    })?;
+    let orders = value
+        .get("orders")
+        .and_then(Value::as_array)
+        .ok_or_else(|| InputError::NoOrders {
+            path: path.to_owned(),
+        })?;
+    Ok(orders
+        .iter()
+        .map(|order| FIELDS.map(|field| as_text(order.get(field))))
+        .collect())
+}
+
+/// A JSON value as the text the validator reads: strings as they are, numbers as
+/// written, missing or null as empty, anything else as JSON.
+fn as_text(value: Option<&Value>) -> String {
+    match value {
+        None | Some(Value::Null) => String::new(),
+        Some(Value::String(text)) => text.clone(),
+        Some(other) => other.to_string(),
+    }
+}
+
+fn parse_csv(path: &str, text: &str) -> Result<Vec<[String; 6]>, InputError> {
+    let mut lines = text.lines().filter(|line| !line.trim().is_empty());
+    let header: Vec<String> = lines
+        .next()
+        .map(split_csv_line)
+        .unwrap_or_default()
+        .iter()
+        .map(|h| h.trim().to_lowercase())
+        .collect();
+    let mut columns = [0usize; 6];
+    for (slot, field) in columns.iter_mut().zip(FIELDS) {
+        *slot = header
+            .iter()
+            .position(|h| h == field)
+            .ok_or(InputError::MissingColumn {
+                path: path.to_owned(),
+                column: field,
+            })?;
+    }
+    Ok(lines
+        .map(|line| {
+            let cells = split_csv_line(line);
+            columns.map(|i| cells.get(i).cloned().unwrap_or_default())
+        })
+        .collect())
+}
+
+/// Splits one CSV line into cells; double quotes group commas, `""` is a quote.
+fn split_csv_line(line: &str) -> Vec<String> {
+    let mut cells = Vec::new();
+    let mut cell = String::new();
+    let mut quoted = false;
+    let mut chars = line.trim_end_matches('\r').chars().peekable();
+    while let Some(c) = chars.next() {
+        match (c, quoted) {
+            ('"', true) if chars.peek() == Some(&'"') => {
+                cell.push('"');
+                chars.next();
+            }
+            ('"', _) => quoted = !quoted,
+            (',', false) => cells.push(std::mem::take(&mut cell)),
+            _ => cell.push(c),
+        }
+    }
+    cells.push(cell);
+    cells
+}
+
+/// `count` orders drawn from `seed`: mostly LIMIT orders near each symbol's reference
+/// price, some MARKET orders, and about one in a hundred invalid (unknown symbol or zero
+/// quantity), so that every path of the flow runs.
+pub fn generate(count: u64, seed: u64) -> Vec<OrderSubmitted> {
+    const REFERENCE: [f64; 7] = [150.0, 140.0, 420.0, 180.0, 250.0, 120.0, 500.0];
+    let mut rng = Rng::new(seed);
+    (1..=count)
+        .map(|seq| {
+            let i = rng.range(0, SYMBOLS.len() as u64 - 1) as usize;
+            let symbol = if rng.unit() < 0.005 {
+                "XXXX".to_owned()
+            } else {
+                SYMBOLS[i].to_owned()
+            };
+            let side = *rng.pick(&["BUY", "SELL"]);
+            let market = rng.unit() < 0.15;
+            let quantity = if rng.unit() < 0.005 {
+                0
+            } else {
+                rng.range(1, 200)
+            };
+            // Prices in cents, within two dollars of the reference.
+            let cents = (REFERENCE[i] * 100.0) as u64 - 200 + rng.range(0, 400);
+            OrderSubmitted {
+                seq,
+                trader_id: format!("trader-{:02}", rng.range(1, 20)),
+                symbol,
+                side: side.to_owned(),
+                order_type: if market { "MARKET" } else { "LIMIT" }.to_owned(),
+                quantity: quantity.to_string(),
+                price: if market {
+                    String::new()
+                } else {
+                    format!("{}.{:02}", cents / 100, cents % 100)
+                },
+            }
+        })
+        .collect()
+}

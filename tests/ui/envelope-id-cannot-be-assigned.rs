@@ -1,0 +1,10 @@
+use necrostack::{Envelope, Event, Uuid};
+use serde::{Deserialize, Serialize};
+
+#[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
+struct Ping;
+
+fn main() {
+    let mut envelope = Envelope::new(Ping);
+    envelope.id = Uuid::nil();
+}

@@ -1,0 +1,7 @@
+use necrostack::Event;
+use serde::Serialize;
+
+#[derive(Event, Serialize)]
+struct Ping;
+
+fn main() {}

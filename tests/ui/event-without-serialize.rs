@@ -1,0 +1,7 @@
+use necrostack::Event;
+use serde::Deserialize;
+
+#[derive(Event, Deserialize, Debug)]
+struct Ping;
+
+fn main() {}

@@ -1,0 +1,18 @@
+use necrostack::{organ, Event, Spine};
+use serde::{Deserialize, Serialize};
+
+#[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
+struct Ping;
+
+#[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
+struct Pong;
+
+#[organ(listens_to = String)]
+fn answer(text: &String) -> Pong {
+    let _ = text;
+    Pong
+}
+
+fn main() {
+    let _ = Spine::builder().organ(answer).build();
+}

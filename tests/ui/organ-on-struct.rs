@@ -1,0 +1,16 @@
+use necrostack::{organ, Event, Spine};
+use serde::{Deserialize, Serialize};
+
+#[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
+struct Ping;
+
+#[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
+struct Pong;
+
+#[organ(listens_to = Ping)]
+#[derive(Default)]
+struct Scribe;
+
+fn main() {
+    let _ = Spine::builder().organ(Scribe::default()).build();
+}

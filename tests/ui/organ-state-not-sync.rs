@@ -1,0 +1,24 @@
+use necrostack::{organ, Event, Spine};
+use serde::{Deserialize, Serialize};
+
+#[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
+struct Ping;
+
+#[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
+struct Pong;
+
+#[derive(Default)]
+struct Scribe {
+    seen: std::cell::Cell<usize>,
+}
+
+#[organ(listens_to = Ping)]
+impl Scribe {
+    fn handle(&self, _ping: &Ping) {
+        self.seen.set(self.seen.get() + 1);
+    }
+}
+
+fn main() {
+    let _ = Spine::builder().organ(Scribe::default()).build();
+}

@@ -2,7 +2,6 @@
 //! same with the event type erased so backends can carry events of every type.
 
 use std::any::Any;
-use std::borrow::Cow;
 use std::fmt;
 use std::ops::Deref;
 use std::sync::Arc;
@@ -196,17 +195,27 @@ impl<E: fmt::Debug + Event> fmt::Debug for Envelope<E> {
     }
 }
 
-/// The payload of an [`AnyEnvelope`]: the whole typed envelope when the event never left
-/// the process, or JSON when it came from the wire.
+/// What an [`AnyEnvelope`] holds. It is one pointer wide, so that queues of envelopes
+/// stay small and moving one costs nothing.
 #[derive(Clone)]
-pub(crate) enum AnyPayload {
-    /// A whole `Envelope<E>`, so that a spine's organs can borrow it from the delivery
-    /// (even across an async organ's await) with no copy and no allocation. The outer
-    /// metadata is the authority: the inner one matches it, except when one emitted
-    /// event was enqueued twice (a cloned [`Emit`](crate::Emit) returned again); then the
-    /// inner metadata is stale and only the payload is used.
+pub(crate) enum Repr {
+    /// A whole typed `Envelope<E>`, whose metadata is this envelope's: a spine's organs
+    /// borrow it from the delivery (even across an async organ's await) with no copy
+    /// and no allocation.
     Typed(Arc<dyn ErasedEnvelope>),
-    Json(Box<RawValue>),
+    /// A typed event enqueued again under new metadata: one `Emit` cloned and returned
+    /// twice, whose envelope is shared. Only the payload of the inner envelope is used.
+    Restamped(Box<(Meta, Arc<dyn ErasedEnvelope>)>),
+    /// An event from the wire, its payload still JSON.
+    Json(Box<WireEnvelope>),
+}
+
+/// The parts of an envelope decoded from the wire.
+#[derive(Clone)]
+pub(crate) struct WireEnvelope {
+    meta: Meta,
+    event_type: String,
+    payload: Box<RawValue>,
 }
 
 /// An [`Envelope`] with its event type erased.
@@ -214,6 +223,7 @@ pub(crate) trait ErasedEnvelope: Any + Send + Sync {
     fn as_any(&self) -> &dyn Any;
     fn into_any_arc(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
     fn payload(&self) -> &dyn ErasedEvent;
+    fn meta(&self) -> &Meta;
     fn set_meta(&mut self, meta: Meta);
 }
 
@@ -230,6 +240,10 @@ impl<E: Event> ErasedEnvelope for Envelope<E> {
         &self.payload
     }
 
+    fn meta(&self) -> &Meta {
+        &self.meta
+    }
+
     fn set_meta(&mut self, meta: Meta) {
         self.meta = meta;
     }
@@ -243,9 +257,7 @@ impl<E: Event> ErasedEnvelope for Envelope<E> {
 /// a typed payload is shared, not copied.
 #[derive(Clone)]
 pub struct AnyEnvelope {
-    pub(crate) meta: Meta,
-    pub(crate) event_type: Cow<'static, str>,
-    pub(crate) payload: AnyPayload,
+    repr: Repr,
 }
 
 impl AnyEnvelope {
@@ -253,69 +265,90 @@ impl AnyEnvelope {
     /// metadata) with its real metadata. The allocation is reused when nothing else
     /// holds it, which is always the case except for a cloned `Emit`.
     pub(crate) fn stamped(meta: Meta, mut envelope: Arc<dyn ErasedEnvelope>) -> Self {
-        if let Some(inner) = Arc::get_mut(&mut envelope) {
-            inner.set_meta(meta.clone());
-        }
-        AnyEnvelope {
-            meta,
-            event_type: Cow::Borrowed(envelope.payload().name()),
-            payload: AnyPayload::Typed(envelope),
-        }
+        let repr = match Arc::get_mut(&mut envelope) {
+            Some(inner) => {
+                inner.set_meta(meta);
+                Repr::Typed(envelope)
+            }
+            None => Repr::Restamped(Box::new((meta, envelope))),
+        };
+        AnyEnvelope { repr }
     }
 
     pub(crate) fn from_wire(meta: Meta, event_type: String, payload: Box<RawValue>) -> Self {
         AnyEnvelope {
-            meta,
-            event_type: Cow::Owned(event_type),
-            payload: AnyPayload::Json(payload),
+            repr: Repr::Json(Box::new(WireEnvelope {
+                meta,
+                event_type,
+                payload,
+            })),
+        }
+    }
+
+    fn meta(&self) -> &Meta {
+        match &self.repr {
+            Repr::Typed(typed) => typed.meta(),
+            Repr::Restamped(restamped) => &restamped.0,
+            Repr::Json(wire) => &wire.meta,
+        }
+    }
+
+    /// The typed payload, wherever it is kept; `None` for JSON.
+    fn typed_payload(&self) -> Option<&dyn ErasedEvent> {
+        match &self.repr {
+            Repr::Typed(typed) => Some(typed.payload()),
+            Repr::Restamped(restamped) => Some(restamped.1.payload()),
+            Repr::Json(_) => None,
         }
     }
 
     /// The unique id of this event.
     pub fn id(&self) -> Uuid {
-        self.meta.id
+        self.meta().id
     }
 
     /// When the event was created, in UTC.
     pub fn timestamp(&self) -> DateTime<Utc> {
-        self.meta.timestamp
+        self.meta().timestamp
     }
 
     /// The event type name, the routing key.
     pub fn event_type(&self) -> &str {
-        &self.event_type
+        match &self.repr {
+            Repr::Typed(typed) => typed.payload().name(),
+            Repr::Restamped(restamped) => restamped.1.payload().name(),
+            Repr::Json(wire) => &wire.event_type,
+        }
     }
 
     /// The id of the root event of this event's chain.
     pub fn correlation_id(&self) -> Uuid {
-        self.meta.correlation_id
+        self.meta().correlation_id
     }
 
     /// The id of the event whose handler emitted this one; `None` for a root event.
     pub fn causation_id(&self) -> Option<Uuid> {
-        self.meta.causation_id
+        self.meta().causation_id
     }
 
     /// Hops from the root event.
     pub fn depth(&self) -> u32 {
-        self.meta.depth
+        self.meta().depth
     }
 
     /// The payload as a typed reference, when it is an in-process value of type `E`.
     /// `None` for other types and for payloads that arrived as JSON (use
     /// [`AnyEnvelope::decode`] for those).
     pub fn downcast_ref<E: Event>(&self) -> Option<&E> {
-        match &self.payload {
-            AnyPayload::Typed(value) => value.payload().as_any().downcast_ref::<E>(),
-            AnyPayload::Json(_) => None,
-        }
+        self.typed_payload()?.as_any().downcast_ref::<E>()
     }
 
     /// The payload as JSON.
     pub fn payload_json(&self) -> Result<Box<RawValue>, EncodeError> {
-        match &self.payload {
-            AnyPayload::Typed(value) => value.payload().to_json().map_err(EncodeError),
-            AnyPayload::Json(raw) => Ok(raw.clone()),
+        match &self.repr {
+            Repr::Typed(typed) => typed.payload().to_json().map_err(EncodeError),
+            Repr::Restamped(restamped) => restamped.1.payload().to_json().map_err(EncodeError),
+            Repr::Json(wire) => Ok(wire.payload.clone()),
         }
     }
 
@@ -328,10 +361,10 @@ impl AnyEnvelope {
     /// Like [`AnyEnvelope::decode`], but gives the envelope back on failure so that it
     /// can be dead-lettered intact.
     pub(crate) fn try_decode<E: Event>(self) -> Result<Envelope<E>, Box<(Self, DecodeError)>> {
-        if self.event_type != E::NAME {
+        if self.event_type() != E::NAME {
             let error = DecodeError::WrongEventType {
                 expected: E::NAME,
-                found: self.event_type.to_string(),
+                found: self.event_type().to_owned(),
             };
             return Err(Box::new((self, error)));
         }
@@ -339,54 +372,70 @@ impl AnyEnvelope {
             event_type: E::NAME.to_owned(),
             source,
         };
-        let AnyEnvelope {
-            meta,
-            event_type,
-            payload,
-        } = self;
-        let (decoded, payload) = match payload {
-            AnyPayload::Typed(value) if value.as_any().is::<Envelope<E>>() => {
-                match value.clone().into_any_arc().downcast::<Envelope<E>>() {
-                    Ok(typed) => {
-                        drop(value);
-                        match Arc::try_unwrap(typed) {
-                            // The outer metadata is the authority (see `AnyPayload`).
-                            Ok(owned) => return Ok(Envelope::from_parts(meta, owned.payload)),
-                            // Someone else still holds this payload: copy it through JSON.
-                            Err(shared) => {
-                                (reencode::<E>(&shared.payload), AnyPayload::Typed(shared))
+        // The metadata and the typed envelope holding the payload, or the JSON.
+        let (meta, typed) = match self.repr {
+            Repr::Typed(typed) => (None, typed),
+            Repr::Restamped(restamped) => {
+                let (meta, typed) = *restamped;
+                (Some(meta), typed)
+            }
+            Repr::Json(wire) => {
+                return match serde_json::from_str(wire.payload.get()) {
+                    Ok(payload) => Ok(Envelope::from_parts(wire.meta, payload)),
+                    Err(source) => Err(Box::new((
+                        AnyEnvelope {
+                            repr: Repr::Json(wire),
+                        },
+                        payload_error(source),
+                    ))),
+                };
+            }
+        };
+        let rebuild = |meta: Option<Meta>, typed| AnyEnvelope {
+            repr: match meta {
+                None => Repr::Typed(typed),
+                Some(meta) => Repr::Restamped(Box::new((meta, typed))),
+            },
+        };
+        let decoded = if typed.as_any().is::<Envelope<E>>() {
+            let meta = meta.unwrap_or_else(|| typed.meta().clone());
+            match typed.clone().into_any_arc().downcast::<Envelope<E>>() {
+                Ok(arc) => {
+                    drop(typed);
+                    match Arc::try_unwrap(arc) {
+                        Ok(owned) => return Ok(Envelope::from_parts(meta, owned.payload)),
+                        // Someone else still holds this payload: copy it through JSON.
+                        Err(shared) => match reencode::<E>(&shared.payload) {
+                            Ok(payload) => return Ok(Envelope::from_parts(meta, payload)),
+                            Err(source) => {
+                                return Err(Box::new((
+                                    rebuild(Some(meta), shared),
+                                    payload_error(source),
+                                )))
                             }
-                        }
-                    }
-                    Err(_) => {
-                        let error = serde::de::Error::custom(
-                            "payload is not of the type it was checked to be",
-                        );
-                        (Err(error), AnyPayload::Typed(value))
+                        },
                     }
                 }
+                Err(_) => {
+                    let error =
+                        serde::de::Error::custom("payload is not of the type it was checked to be");
+                    return Err(Box::new((rebuild(Some(meta), typed), payload_error(error))));
+                }
             }
+        } else {
             // Another Rust type with the same name (e.g. from another crate version): go
             // through JSON, as if it had crossed a process boundary.
-            AnyPayload::Typed(value) => {
-                let decoded = value
-                    .payload()
-                    .to_json()
-                    .and_then(|raw| serde_json::from_str(raw.get()));
-                (decoded, AnyPayload::Typed(value))
-            }
-            AnyPayload::Json(raw) => (serde_json::from_str(raw.get()), AnyPayload::Json(raw)),
+            typed
+                .payload()
+                .to_json()
+                .and_then(|raw| serde_json::from_str(raw.get()))
         };
         match decoded {
-            Ok(payload) => Ok(Envelope::from_parts(meta, payload)),
-            Err(source) => Err(Box::new((
-                AnyEnvelope {
-                    meta,
-                    event_type,
-                    payload,
-                },
-                payload_error(source),
-            ))),
+            Ok(payload) => {
+                let meta = meta.unwrap_or_else(|| typed.meta().clone());
+                Ok(Envelope::from_parts(meta, payload))
+            }
+            Err(source) => Err(Box::new((rebuild(meta, typed), payload_error(source)))),
         }
     }
 
@@ -403,24 +452,21 @@ impl AnyEnvelope {
 
     /// The typed envelope inside, if it is an `Envelope<E>` with this envelope's metadata.
     pub(crate) fn held<E: Event>(&self) -> Option<&Envelope<E>> {
-        match &self.payload {
-            AnyPayload::Typed(value) => value
-                .as_any()
-                .downcast_ref::<Envelope<E>>()
-                .filter(|inner| inner.meta == self.meta),
-            AnyPayload::Json(_) => None,
+        match &self.repr {
+            Repr::Typed(typed) => typed.as_any().downcast_ref::<Envelope<E>>(),
+            Repr::Restamped(_) | Repr::Json(_) => None,
         }
     }
 
     /// Encodes the envelope in the JSON wire format.
     pub fn to_json(&self) -> Result<Vec<u8>, EncodeError> {
-        match &self.payload {
-            AnyPayload::Typed(value) => {
-                let raw = value.payload().to_json().map_err(EncodeError)?;
-                wire::encode(&self.meta, &self.event_type, &*raw)
-            }
-            AnyPayload::Json(raw) => wire::encode(&self.meta, &self.event_type, &**raw),
-        }
+        let typed = match &self.repr {
+            Repr::Typed(typed) => typed,
+            Repr::Restamped(restamped) => &restamped.1,
+            Repr::Json(wire) => return wire::encode(&wire.meta, &wire.event_type, &*wire.payload),
+        };
+        let raw = typed.payload().to_json().map_err(EncodeError)?;
+        wire::encode(self.meta(), self.event_type(), &*raw)
     }
 
     /// Decodes an envelope from the JSON wire format, checking every field. The payload
@@ -433,30 +479,25 @@ impl AnyEnvelope {
 impl<E: Event> From<Envelope<E>> for AnyEnvelope {
     fn from(envelope: Envelope<E>) -> Self {
         AnyEnvelope {
-            meta: envelope.meta.clone(),
-            event_type: Cow::Borrowed(E::NAME),
-            payload: AnyPayload::Typed(Arc::new(envelope)),
+            repr: Repr::Typed(Arc::new(envelope)),
         }
     }
 }
 
 impl fmt::Debug for AnyEnvelope {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let payload = match &self.payload {
-            AnyPayload::Typed(value) => value
-                .payload()
-                .to_json()
-                .map(|raw| raw.get().to_owned())
-                .unwrap_or_else(|e| format!("<unserializable: {e}>")),
-            AnyPayload::Json(raw) => raw.get().to_owned(),
+        let payload = match self.payload_json() {
+            Ok(raw) => raw.get().to_owned(),
+            Err(e) => format!("<unserializable: {e}>"),
         };
+        let meta = self.meta();
         f.debug_struct("AnyEnvelope")
-            .field("id", &self.meta.id)
-            .field("timestamp", &self.meta.timestamp)
-            .field("event_type", &self.event_type)
-            .field("correlation_id", &self.meta.correlation_id)
-            .field("causation_id", &self.meta.causation_id)
-            .field("depth", &self.meta.depth)
+            .field("id", &meta.id)
+            .field("timestamp", &meta.timestamp)
+            .field("event_type", &self.event_type())
+            .field("correlation_id", &meta.correlation_id)
+            .field("causation_id", &meta.causation_id)
+            .field("depth", &meta.depth)
             .field("payload", &payload)
             .finish()
     }

@@ -7,7 +7,9 @@
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use chrono::{DateTime, Utc};
+use std::cell::Cell;
+
+use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use uuid::{Builder, Uuid};
 
 /// The last creation time handed out, in nanoseconds since the Unix epoch.
@@ -41,10 +43,34 @@ pub(crate) fn fresh_identity() -> (Uuid, DateTime<Utc>) {
     let nanos = LAST_NANOS.fetch_max(nanos, Ordering::AcqRel).max(nanos);
     // `nanos` is not negative here: it comes from a time after the epoch.
     let millis = (nanos / 1_000_000) as u64;
-    (
-        v7_id(&LAST_ID, millis),
-        DateTime::from_timestamp_nanos(nanos),
-    )
+    (v7_id(&LAST_ID, millis), utc_from_nanos(nanos))
+}
+
+thread_local! {
+    /// The last day converted to a calendar date, and that date: the date changes once a
+    /// day, the calendar arithmetic would run for every event.
+    static LAST_DAY: Cell<(i64, NaiveDate)> = const { Cell::new((i64::MIN, NaiveDate::MIN)) };
+}
+
+/// `DateTime::from_timestamp_nanos`, with the calendar date cached per thread.
+fn utc_from_nanos(nanos: i64) -> DateTime<Utc> {
+    const NANOS_PER_DAY: i64 = 86_400 * 1_000_000_000;
+    let day = nanos.div_euclid(NANOS_PER_DAY);
+    let in_day = nanos.rem_euclid(NANOS_PER_DAY);
+    let (cached_day, cached_date) = LAST_DAY.get();
+    let date = if cached_day == day {
+        cached_date
+    } else {
+        let date = DateTime::from_timestamp_nanos(day * NANOS_PER_DAY).date_naive();
+        LAST_DAY.set((day, date));
+        date
+    };
+    let seconds = (in_day / 1_000_000_000) as u32;
+    let subsec = (in_day % 1_000_000_000) as u32;
+    match NaiveTime::from_num_seconds_from_midnight_opt(seconds, subsec) {
+        Some(time) => date.and_time(time).and_utc(),
+        None => DateTime::from_timestamp_nanos(nanos),
+    }
 }
 
 /// The next v7 id at `millis` (or later, if `last`, the state of the ids handed out so
@@ -83,6 +109,27 @@ fn v7_id(last_id: &AtomicU64, millis: u64) -> Uuid {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn times_match_chrono_across_days_and_before_the_epoch() {
+        let day = 86_400 * 1_000_000_000i64;
+        for nanos in [
+            0,
+            1,
+            day - 1,
+            day,
+            day + 123_456_789,
+            1_764_230_400_000_000_000,
+            1_764_230_400_000_000_000 + day - 1,
+            -1,
+            -day,
+            -day - 5,
+        ] {
+            // Twice: the second call reads the cached date.
+            assert_eq!(utc_from_nanos(nanos), DateTime::from_timestamp_nanos(nanos));
+            assert_eq!(utc_from_nanos(nanos), DateTime::from_timestamp_nanos(nanos));
+        }
+    }
 
     #[test]
     fn ids_are_v7_and_strictly_increasing_with_non_decreasing_times() {

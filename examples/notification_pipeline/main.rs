@@ -239,9 +239,6 @@ async fn run_on<B: Backend>(
         .organ(AuditFailed(Arc::clone(&audit)))
         // Senders wait on (simulated) providers: let several messages be in flight.
         .concurrency(8)
-        // While sends are in flight the spine also waits for new events; keep that wait
-        // short so that the end of the run is noticed soon on a remote backend too.
-        .poll_interval(Duration::from_millis(20))
         .max_steps(max_steps)
         .failure_policy(FailurePolicy::Retry(
             RetryPolicy::new(SEND_TRIES)

@@ -133,7 +133,10 @@ impl<B: Backend> Spine<B> {
                 None => config.batch_size,
             };
             let idle_here = in_flight.is_empty() && buffer.is_empty();
-            let timeout = if mode == Mode::UntilIdle && idle_here {
+            // A run until idle never waits in a pull: new events can only come from the
+            // handlings in flight (or other producers), and a blocking read left running
+            // beside them would delay noticing that everything is done.
+            let timeout = if mode == Mode::UntilIdle {
                 Duration::ZERO
             } else {
                 config.poll_interval
@@ -172,8 +175,17 @@ impl<B: Backend> Spine<B> {
             match pulled {
                 Ok(batch) => {
                     pull_errors = 0;
-                    if batch.is_empty() && idle_here && mode == Mode::UntilIdle {
-                        break;
+                    if batch.is_empty() && mode == Mode::UntilIdle {
+                        if idle_here {
+                            break;
+                        }
+                        // Nothing new yet: wait for a handling in flight, which may emit.
+                        tokio::select! {
+                            biased;
+                            _ = &mut stop => ending = Some(Ending::Stopped),
+                            Some(done) = in_flight.next() => absorb(done, mode, &mut report, &mut busy_keys, &mut ending),
+                        }
+                        continue;
                     }
                     let mut over = Vec::new();
                     for delivery in batch {

@@ -81,17 +81,9 @@ impl<B: Backend> Spine<B> {
                 }
                 if config.concurrency == 1 {
                     // Nothing else can be in flight: run it right here, without the
-                    // FuturesUnordered machinery nor a future per event (when its organs
-                    // are sync, `route` has finished the work when it returns).
-                    let Delivery {
-                        envelope, receipt, ..
-                    } = delivery;
-                    let mut held = None;
-                    let outcome = match self.route(envelope, &mut held) {
-                        Prepared::Done(outcome) => outcome,
-                        Prepared::Pending(work) => work.await,
-                    };
-                    let done = self.complete(receipt, key, outcome).await;
+                    // FuturesUnordered machinery nor a boxed future per event (when its
+                    // organs are sync, `route` has finished the work when it returns).
+                    let done = self.handle(delivery, key).await;
                     absorb(done, mode, &mut report, &mut busy_keys, &mut ending);
                 } else {
                     in_flight.push(self.handle(delivery, key));

@@ -548,3 +548,24 @@ fn testing_helpers_call_one_organ_and_run_a_flow() {
         assert_eq!(outcome.failures()[0].organ, "FailsThenSucceeds");
     });
 }
+
+#[test]
+fn public_types_debug_without_leaking_internals() {
+    let spine = Spine::builder()
+        .organ(echo_c)
+        .concurrency(3)
+        .build()
+        .unwrap();
+    let text = format!("{spine:?}");
+    assert!(text.contains("routed_event_types: [\"A\"]"), "{text}");
+    assert!(text.contains("concurrency: 3"), "{text}");
+    let backend = format!("{:?}", spine.backend());
+    assert!(
+        backend.contains("pending: 0") && backend.contains("closed: false"),
+        "{backend}"
+    );
+    assert_eq!(
+        format!("{:?}", spine.stop_handle()),
+        "StopHandle { requested: false }"
+    );
+}

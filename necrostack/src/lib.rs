@@ -35,7 +35,7 @@
 //!
 //! The modules follow the concepts: [`event`](Event), [`envelope`](Envelope),
 //! [`organ`](Organ), [`spine`](Spine), [`backend`] and [`testing`].
-#![warn(missing_docs)]
+#![warn(missing_docs, missing_debug_implementations)]
 
 pub mod backend;
 mod emit;

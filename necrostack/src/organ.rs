@@ -19,6 +19,15 @@ pub enum Handling<'a> {
     Pending(Pin<Box<dyn Future<Output = Result<Emit, OrganError>> + Send + 'a>>),
 }
 
+impl std::fmt::Debug for Handling<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Handling::Ready(result) => f.debug_tuple("Ready").field(result).finish(),
+            Handling::Pending(_) => f.write_str("Pending(<future>)"),
+        }
+    }
+}
+
 /// A handler for events of type [`Organ::Event`].
 ///
 /// Write organs with `#[organ(listens_to = ...)]` on a function or an `impl` block; the

@@ -65,6 +65,15 @@ pub struct Flow {
     roots: Vec<AnyEnvelope>,
 }
 
+impl std::fmt::Debug for Flow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Flow")
+            .field("spine", &self.builder)
+            .field("roots", &self.roots.len())
+            .finish()
+    }
+}
+
 impl Default for Flow {
     fn default() -> Self {
         Self::new()

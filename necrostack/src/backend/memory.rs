@@ -66,6 +66,18 @@ struct State {
     sleeping_producers: usize,
 }
 
+impl std::fmt::Debug for InMemoryBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = self.lock();
+        f.debug_struct("InMemoryBackend")
+            .field("pending", &state.queue.len())
+            .field("capacity", &self.shared.capacity)
+            .field("dead_letters", &state.dead_letters.len())
+            .field("closed", &state.closed)
+            .finish()
+    }
+}
+
 impl InMemoryBackend {
     /// An unbounded queue.
     pub fn new() -> Self {

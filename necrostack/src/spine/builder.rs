@@ -53,6 +53,16 @@ pub struct SpineBuilder<B = InMemoryBackend> {
     dispatch: Dispatch,
 }
 
+impl<B> std::fmt::Debug for SpineBuilder<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SpineBuilder")
+            .field("backend", &std::any::type_name::<B>())
+            .field("config", &self.config)
+            .field("dispatch", &self.dispatch)
+            .finish_non_exhaustive()
+    }
+}
+
 impl SpineBuilder<InMemoryBackend> {
     pub(crate) fn new() -> Self {
         SpineBuilder {

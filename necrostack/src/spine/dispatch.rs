@@ -21,6 +21,17 @@ use crate::organ::Handling;
 pub(crate) type FailureHook = Arc<dyn Fn(&Failure) + Send + Sync>;
 
 /// The settings every handling needs.
+impl std::fmt::Debug for Dispatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dispatch")
+            .field("handler_timeout", &self.handler_timeout)
+            .field("policy", &self.policy)
+            .field("depth_limit", &self.depth_limit)
+            .field("on_failure", &self.on_failure.as_ref().map(|_| "<hook>"))
+            .finish()
+    }
+}
+
 pub(crate) struct Dispatch {
     pub(crate) handler_timeout: Option<Duration>,
     pub(crate) policy: FailurePolicy,

@@ -77,6 +77,7 @@ struct Inner<B> {
     run_lock: tokio::sync::Mutex<()>,
 }
 
+#[derive(Debug)]
 struct Config {
     max_steps: u64,
     max_steps_explicit: bool,
@@ -164,6 +165,20 @@ impl<B: Backend> Spine<B> {
     }
 }
 
+impl<B: Backend> std::fmt::Debug for Spine<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Spine")
+            .field("backend", &std::any::type_name::<B>())
+            .field(
+                "routed_event_types",
+                &self.inner.routes.names().collect::<Vec<_>>(),
+            )
+            .field("config", &self.inner.config)
+            .field("dispatch", &self.inner.dispatch)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Stops a running spine; cheap to clone and send to another task.
 ///
 /// ```
@@ -181,6 +196,14 @@ impl<B: Backend> Spine<B> {
 #[derive(Clone)]
 pub struct StopHandle {
     state: Arc<StopState>,
+}
+
+impl std::fmt::Debug for StopHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StopHandle")
+            .field("requested", &self.state.requested.load(Ordering::SeqCst))
+            .finish()
+    }
 }
 
 impl StopHandle {

@@ -406,7 +406,7 @@ async fn close_while_busy<H: Harness>(h: H) {
     assert!(
         matches!(ended, Err(BackendError::Closed)),
         "waiting pull after close: {:?}",
-        ended.as_ref().map(Vec::len)
+        ended.as_ref().map(|batch| batch.len())
     );
     for d in busy {
         let late = a.complete(d.receipt, Completion::default()).await;
@@ -526,7 +526,7 @@ async fn completion_stores_output_and_dead_letters<H: Harness>(h: H) {
     a.complete(
         d.receipt,
         Completion {
-            emitted: emitted.clone(),
+            emitted: emitted.clone().into(),
             dead_letters: vec![letter],
         },
     )

@@ -53,7 +53,7 @@ proptest! {
                         let got: Vec<u32> = batch.iter().map(|d| d.envelope.downcast_ref::<A>().unwrap().0).collect();
                         let expected: Vec<u32> = (0..max.min(model.len())).filter_map(|_| model.pop_front()).collect();
                         prop_assert_eq!(&got, &expected);
-                        last_pulled = batch;
+                        last_pulled = batch.into_vec();
                     }
                     Op::Complete(values) => {
                         let emitted = values.iter().map(|v| Envelope::new(A(*v)).into()).collect();
@@ -116,7 +116,7 @@ fn released_events_are_delivered_again_first_with_a_higher_attempt() {
             .unwrap();
         let first = backend.pull(2, Duration::ZERO).await.unwrap();
         assert!(first.iter().all(|d| d.attempt == 1));
-        backend.release(first).await.unwrap();
+        backend.release(first.into_vec()).await.unwrap();
         let again = backend.pull(4, Duration::ZERO).await.unwrap();
         let seen: Vec<(u32, u32)> = again
             .iter()
@@ -157,7 +157,7 @@ fn a_bounded_queue_applies_backpressure_to_producers() {
             .complete(
                 (),
                 Completion {
-                    emitted,
+                    emitted: emitted.into(),
                     dead_letters: Vec::new(),
                 },
             )

@@ -112,7 +112,11 @@ async fn a_slow_worker_keeps_its_entries_and_a_dead_ones_are_taken_over() {
     let started = Instant::now();
     let mut got = Vec::new();
     while got.is_empty() && started.elapsed() < Duration::from_secs(5) {
-        got = other.pull(10, Duration::from_millis(100)).await.unwrap();
+        got = other
+            .pull(10, Duration::from_millis(100))
+            .await
+            .unwrap()
+            .into_vec();
     }
     assert_eq!(got.iter().map(n).collect::<Vec<_>>(), vec![1]);
     assert_eq!(got[0].attempt, 2);
@@ -144,7 +148,7 @@ async fn released_entries_are_taken_over_at_once() {
         .await
         .unwrap();
     a.enqueue(steps(0..3)).await.unwrap();
-    let got = a.pull(3, Duration::from_secs(1)).await.unwrap();
+    let got = a.pull(3, Duration::from_secs(1)).await.unwrap().into_vec();
     a.release(got).await.unwrap();
     let started = Instant::now();
     let taken = b.pull(10, Duration::from_secs(2)).await.unwrap();
@@ -213,7 +217,7 @@ async fn a_delivery_dropped_unhandled_comes_back() {
         .await
         .unwrap();
     a.enqueue(steps(0..2)).await.unwrap();
-    let mut got = a.pull(2, Duration::from_secs(1)).await.unwrap();
+    let mut got = a.pull(2, Duration::from_secs(1)).await.unwrap().into_vec();
     let second = got.pop().unwrap();
     let first = got.pop().unwrap();
     a.complete(first.receipt, Completion::default())

@@ -31,7 +31,7 @@
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use crate::backend::{Backend, BackendError, Completion, DeadLetter, Delivery};
+use crate::backend::{Backend, BackendError, Batch, Completion, DeadLetter, Delivery};
 use crate::emit::Emit;
 use crate::envelope::{AnyEnvelope, Envelope};
 use crate::error::Error;
@@ -196,7 +196,11 @@ impl Backend for Recording {
         self.inner.enqueue(events).await
     }
 
-    async fn pull(&self, max: usize, timeout: Duration) -> Result<Vec<Delivery<()>>, BackendError> {
+    async fn pull(
+        &self,
+        max: usize,
+        timeout: Duration,
+    ) -> Result<Batch<Delivery<()>>, BackendError> {
         self.inner.pull(max, timeout).await
     }
 

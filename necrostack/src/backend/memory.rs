@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use super::{Backend, BackendError, Completion, DeadLetter, Delivery};
+use super::{Backend, BackendError, Batch, Completion, DeadLetter, Delivery};
 use crate::envelope::AnyEnvelope;
 
 /// A FIFO queue in the memory of one process; the default backend of a spine.
@@ -132,7 +132,7 @@ impl InMemoryBackend {
 
     /// Takes up to `max` waiting events (the queue is not empty) and wakes producers
     /// waiting for room.
-    fn take(&self, state: &mut State, max: usize) -> Vec<Delivery<()>> {
+    fn take(&self, state: &mut State, max: usize) -> Batch<Delivery<()>> {
         let take = max.min(state.queue.len());
         let batch = state
             .queue
@@ -210,7 +210,11 @@ impl Backend for InMemoryBackend {
         }
     }
 
-    async fn pull(&self, max: usize, timeout: Duration) -> Result<Vec<Delivery<()>>, BackendError> {
+    async fn pull(
+        &self,
+        max: usize,
+        timeout: Duration,
+    ) -> Result<Batch<Delivery<()>>, BackendError> {
         // Fast path, the common case under load: events are waiting. No registration
         // with `readable` and no clock reading.
         {
@@ -222,7 +226,7 @@ impl Backend for InMemoryBackend {
                 return Ok(self.take(&mut state, max));
             }
             if timeout.is_zero() {
-                return Ok(Vec::new());
+                return Ok(Batch::new());
             }
         }
         let deadline = Instant::now().checked_add(timeout);
@@ -239,7 +243,7 @@ impl Backend for InMemoryBackend {
                     return Ok(self.take(&mut state, max));
                 }
                 if timeout.is_zero() || deadline.is_some_and(|d| Instant::now() >= d) {
-                    return Ok(Vec::new());
+                    return Ok(Batch::new());
                 }
                 Sleeping::register(self, &mut state, |s| &mut s.sleeping_pullers)
             };

@@ -19,9 +19,12 @@
 //! The conformance suite in the repository's `tests/` runs every backend through the
 //! same tests; run it against a new backend before relying on it.
 
+mod batch;
 pub mod memory;
 #[cfg(feature = "redis")]
 pub mod redis;
+
+pub use batch::{Batch, IntoIter as BatchIntoIter};
 
 use std::fmt;
 use std::future::Future;
@@ -49,7 +52,7 @@ pub struct Delivery<R> {
 #[derive(Debug, Default)]
 pub struct Completion {
     /// Events the organs emitted, in order, lineage filled in.
-    pub emitted: Vec<AnyEnvelope>,
+    pub emitted: Batch<AnyEnvelope>,
     /// Events to move to the dead-letter store (usually the delivered event itself).
     pub dead_letters: Vec<DeadLetter>,
 }
@@ -155,7 +158,7 @@ pub trait Backend: Send + Sync + 'static {
         &self,
         max: usize,
         timeout: Duration,
-    ) -> impl Future<Output = Result<Vec<Delivery<Self::Receipt>>, BackendError>> + Send;
+    ) -> impl Future<Output = Result<Batch<Delivery<Self::Receipt>>, BackendError>> + Send;
 
     /// Records the outcome of one delivery and acknowledges it, atomically where possible.
     /// Emitted events never wait for room: the spine that would free it is the caller.

@@ -12,7 +12,7 @@ use futures_util::FutureExt;
 use super::policy::{Failure, FailureKind, FailurePolicy};
 use super::report::RunReport;
 use super::routing::DynOrgan;
-use crate::backend::{DeadLetter, DeadLetterReason};
+use crate::backend::{Batch, DeadLetter, DeadLetterReason};
 use crate::emit::Emit;
 use crate::envelope::{AnyEnvelope, Envelope};
 use crate::event::Event;
@@ -42,7 +42,7 @@ pub(crate) struct Dispatch {
 /// What handling one event produced.
 #[derive(Default)]
 pub(crate) struct EventOutcome {
-    pub(crate) emitted: Vec<AnyEnvelope>,
+    pub(crate) emitted: Batch<AnyEnvelope>,
     pub(crate) dead_letters: Vec<DeadLetter>,
     pub(crate) counts: RunReport,
 }
@@ -50,7 +50,7 @@ pub(crate) struct EventOutcome {
 impl EventOutcome {
     pub(crate) fn dead(envelope: AnyEnvelope, reason: DeadLetterReason) -> Self {
         EventOutcome {
-            emitted: Vec::new(),
+            emitted: Batch::new(),
             dead_letters: vec![DeadLetter {
                 envelope,
                 reason,
@@ -163,7 +163,6 @@ impl Progress {
                 let outcome = &mut self.outcome;
                 outcome.counts.handled += 1;
                 outcome.counts.emitted += emit.len() as u64;
-                outcome.emitted.reserve(emit.len());
                 for emitted in emit.events {
                     outcome
                         .emitted

@@ -70,7 +70,7 @@ use self::core::Core;
 use self::dead_letter::Source;
 use self::health::Counters;
 use self::script::{Applied, CompleteArgs};
-use crate::backend::{Backend, BackendError, Completion, Delivery};
+use crate::backend::{Backend, BackendError, Batch, Completion, Delivery};
 use crate::envelope::AnyEnvelope;
 
 /// A [`Backend`] on Redis Streams: many processes on many machines share the events of
@@ -275,7 +275,7 @@ impl Backend for RedisBackend {
         &self,
         max: usize,
         timeout: Duration,
-    ) -> Result<Vec<Delivery<RedisReceipt>>, BackendError> {
+    ) -> Result<Batch<Delivery<RedisReceipt>>, BackendError> {
         self.check_open()?;
         let deadline = Instant::now().checked_add(timeout);
         let mut reader = self.reader.lock().await;
@@ -283,7 +283,7 @@ impl Backend for RedisBackend {
             self.check_open()?;
             if !reader.ready.is_empty() || max == 0 {
                 let take = max.min(reader.ready.len());
-                let batch: Vec<_> = reader.ready.drain(..take).collect();
+                let batch: Batch<_> = reader.ready.drain(..take).collect();
                 Counters::add(&self.core.counters.pulled, batch.len() as u64);
                 return Ok(batch);
             }
@@ -317,7 +317,7 @@ impl Backend for RedisBackend {
                 }
             }
             if reader.ready.is_empty() && block.is_none() {
-                return Ok(Vec::new());
+                return Ok(Batch::new());
             }
         }
     }

@@ -9,6 +9,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
+use crate::csv;
 use crate::events::OrderSubmitted;
 use crate::organs::SYMBOLS;
 use crate::rng::Rng;
@@ -115,7 +116,7 @@ fn parse_csv(path: &str, text: &str) -> Result<Vec<[String; 6]>, InputError> {
     let mut lines = text.lines().filter(|line| !line.trim().is_empty());
     let header: Vec<String> = lines
         .next()
-        .map(split_csv_line)
+        .map(csv::split_line)
         .unwrap_or_default()
         .iter()
         .map(|h| h.trim().to_lowercase())
@@ -132,31 +133,10 @@ fn parse_csv(path: &str, text: &str) -> Result<Vec<[String; 6]>, InputError> {
     }
     Ok(lines
         .map(|line| {
-            let cells = split_csv_line(line);
+            let cells = csv::split_line(line);
             columns.map(|i| cells.get(i).cloned().unwrap_or_default())
         })
         .collect())
-}
-
-/// Splits one CSV line into cells; double quotes group commas, `""` is a quote.
-fn split_csv_line(line: &str) -> Vec<String> {
-    let mut cells = Vec::new();
-    let mut cell = String::new();
-    let mut quoted = false;
-    let mut chars = line.trim_end_matches('\r').chars().peekable();
-    while let Some(c) = chars.next() {
-        match (c, quoted) {
-            ('"', true) if chars.peek() == Some(&'"') => {
-                cell.push('"');
-                chars.next();
-            }
-            ('"', _) => quoted = !quoted,
-            (',', false) => cells.push(std::mem::take(&mut cell)),
-            _ => cell.push(c),
-        }
-    }
-    cells.push(cell);
-    cells
 }
 
 /// `count` orders drawn from `seed`: mostly LIMIT orders near each symbol's reference

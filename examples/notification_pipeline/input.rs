@@ -5,12 +5,12 @@
 //! Only a file that is not a notification file at all is an error.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use serde_json::Value;
 
 use crate::csv;
 use crate::events::NotificationRequested;
+use crate::file_input::{self, as_text};
 use crate::organs::template_names;
 use crate::rng::Rng;
 
@@ -53,12 +53,7 @@ pub fn read_file(path: &str) -> Result<Vec<NotificationRequested>, InputError> {
         path: path.to_owned(),
         source,
     })?;
-    let is_json = match Path::new(path).extension().and_then(|e| e.to_str()) {
-        Some(ext) if ext.eq_ignore_ascii_case("json") => true,
-        Some(ext) if ext.eq_ignore_ascii_case("csv") => false,
-        _ => text.trim_start().starts_with('{'),
-    };
-    let mut requests = if is_json {
+    let mut requests = if file_input::is_json(path, &text) {
         parse_json(path, &text)?
     } else {
         parse_csv(path, &text)?
@@ -108,15 +103,6 @@ fn parse_json(path: &str, text: &str) -> Result<Vec<NotificationRequested>, Inpu
         .collect())
 }
 
-/// A JSON value as text: strings as they are, missing or null as empty, others as JSON.
-fn as_text(value: Option<&Value>) -> String {
-    match value {
-        None | Some(Value::Null) => String::new(),
-        Some(Value::String(text)) => text.clone(),
-        Some(other) => other.to_string(),
-    }
-}
-
 fn split_channels(text: &str) -> Vec<String> {
     text.split('|')
         .map(str::trim)
@@ -138,13 +124,7 @@ fn split_fields(text: &str) -> BTreeMap<String, String> {
 
 fn parse_csv(path: &str, text: &str) -> Result<Vec<NotificationRequested>, InputError> {
     let mut lines = text.lines().filter(|line| !line.trim().is_empty());
-    let header: Vec<String> = lines
-        .next()
-        .map(csv::split_line)
-        .unwrap_or_default()
-        .iter()
-        .map(|h| h.trim().to_lowercase())
-        .collect();
+    let header = lines.next().map(file_input::csv_header).unwrap_or_default();
     if let Some(column) = REQUIRED.iter().find(|c| !header.iter().any(|h| h == *c)) {
         return Err(InputError::MissingColumn {
             path: path.to_owned(),

@@ -36,6 +36,8 @@ mod audit;
 #[path = "../support/csv.rs"]
 mod csv;
 mod events;
+#[path = "../support/file_input.rs"]
+mod file_input;
 mod input;
 #[path = "../support/logs.rs"]
 mod logs;

@@ -5,12 +5,11 @@
 //! with a reason instead of being lost here. Only a file that is not an order file at all
 //! (unreadable, not JSON, no `orders` list, a CSV header without the columns) is an error.
 
-use std::path::Path;
-
 use serde_json::Value;
 
 use crate::csv;
 use crate::events::OrderSubmitted;
+use crate::file_input::{self, as_text};
 use crate::organs::SYMBOLS;
 use crate::rng::Rng;
 
@@ -54,12 +53,7 @@ pub fn read_file(path: &str) -> Result<Vec<OrderSubmitted>, InputError> {
 
 /// Reads orders from `text`, named `path` in errors; JSON or CSV as for [`read_file`].
 pub fn parse(path: &str, text: &str) -> Result<Vec<OrderSubmitted>, InputError> {
-    let is_json = match Path::new(path).extension().and_then(|e| e.to_str()) {
-        Some(ext) if ext.eq_ignore_ascii_case("json") => true,
-        Some(ext) if ext.eq_ignore_ascii_case("csv") => false,
-        _ => text.trim_start().starts_with('{'),
-    };
-    let rows = if is_json {
+    let rows = if file_input::is_json(path, text) {
         parse_json(path, text)?
     } else {
         parse_csv(path, text)?
@@ -102,25 +96,9 @@ fn parse_json(path: &str, text: &str) -> Result<Vec<[String; 6]>, InputError> {
         .collect())
 }
 
-/// A JSON value as the text the validator reads: strings as they are, numbers as
-/// written, missing or null as empty, anything else as JSON.
-fn as_text(value: Option<&Value>) -> String {
-    match value {
-        None | Some(Value::Null) => String::new(),
-        Some(Value::String(text)) => text.clone(),
-        Some(other) => other.to_string(),
-    }
-}
-
 fn parse_csv(path: &str, text: &str) -> Result<Vec<[String; 6]>, InputError> {
     let mut lines = text.lines().filter(|line| !line.trim().is_empty());
-    let header: Vec<String> = lines
-        .next()
-        .map(csv::split_line)
-        .unwrap_or_default()
-        .iter()
-        .map(|h| h.trim().to_lowercase())
-        .collect();
+    let header = lines.next().map(file_input::csv_header).unwrap_or_default();
     let mut columns = [0usize; 6];
     for (slot, field) in columns.iter_mut().zip(FIELDS) {
         *slot = header

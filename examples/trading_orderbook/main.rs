@@ -31,6 +31,8 @@ mod book;
 #[path = "../support/csv.rs"]
 mod csv;
 mod events;
+#[path = "../support/file_input.rs"]
+mod file_input;
 mod input;
 #[path = "../support/logs.rs"]
 mod logs;

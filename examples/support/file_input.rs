@@ -1,0 +1,40 @@
+//! Reading entries from a file that may be JSON or CSV, every field kept as text: shared
+//! by the examples with a `--file` option (each includes this file with
+//! `#[path = "../support/file_input.rs"] mod file_input;`, next to `support/csv.rs` as
+//! `mod csv`).
+//!
+//! The fields stay text so that a bad one reaches the example's validator, which rejects
+//! the entry with a reason, instead of failing the whole file here.
+
+use std::path::Path;
+
+use serde_json::Value;
+
+/// Whether the file at `path` holding `text` is JSON: by its extension (`.json` or
+/// `.csv`, any case), else JSON when the text starts with `{`.
+pub fn is_json(path: &str, text: &str) -> bool {
+    match Path::new(path).extension().and_then(|e| e.to_str()) {
+        Some(ext) if ext.eq_ignore_ascii_case("json") => true,
+        Some(ext) if ext.eq_ignore_ascii_case("csv") => false,
+        _ => text.trim_start().starts_with('{'),
+    }
+}
+
+/// A JSON value as the text the validator reads: strings as they are, numbers as
+/// written, missing or null as empty, anything else as JSON.
+pub fn as_text(value: Option<&Value>) -> String {
+    match value {
+        None | Some(Value::Null) => String::new(),
+        Some(Value::String(text)) => text.clone(),
+        Some(other) => other.to_string(),
+    }
+}
+
+/// The column names of a CSV header line, trimmed and lower-cased so that `Symbol ` finds
+/// the column `symbol`.
+pub fn csv_header(line: &str) -> Vec<String> {
+    crate::csv::split_line(line)
+        .iter()
+        .map(|h| h.trim().to_lowercase())
+        .collect()
+}

@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::csv;
 use crate::events::NotificationRequested;
-use crate::file_input::{self, as_text};
+use crate::file_input::{self, as_text, InputError};
 use crate::organs::template_names;
 use crate::rng::Rng;
 
@@ -28,31 +28,9 @@ pub const COLUMNS: [&str; 8] = [
 /// Columns a CSV file must have; the addresses and fields may be left out.
 const REQUIRED: [&str; 4] = ["id", "recipient", "channels", "template"];
 
-/// The file is not a notification file.
-#[derive(Debug, thiserror::Error)]
-pub enum InputError {
-    #[error("cannot read {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
-    #[error("{path} is not valid JSON: {source}")]
-    Json {
-        path: String,
-        source: serde_json::Error,
-    },
-    #[error("{path}: expected a JSON object {{\"notifications\": [...]}}")]
-    NoNotifications { path: String },
-    #[error("{path}: the CSV header has no column {column:?} (it needs {REQUIRED:?})")]
-    MissingColumn { path: String, column: &'static str },
-}
-
 /// Reads requests from `path`: JSON if it ends in `.json` or starts with `{`, else CSV.
 pub fn read_file(path: &str) -> Result<Vec<NotificationRequested>, InputError> {
-    let text = std::fs::read_to_string(path).map_err(|source| InputError::Read {
-        path: path.to_owned(),
-        source,
-    })?;
+    let text = file_input::read(path)?;
     let mut requests = if file_input::is_json(path, &text) {
         parse_json(path, &text)?
     } else {
@@ -65,16 +43,7 @@ pub fn read_file(path: &str) -> Result<Vec<NotificationRequested>, InputError> {
 }
 
 fn parse_json(path: &str, text: &str) -> Result<Vec<NotificationRequested>, InputError> {
-    let value: Value = serde_json::from_str(text).map_err(|source| InputError::Json {
-        path: path.to_owned(),
-        source,
-    })?;
-    let entries = value
-        .get("notifications")
-        .and_then(Value::as_array)
-        .ok_or_else(|| InputError::NoNotifications {
-            path: path.to_owned(),
-        })?;
+    let entries = file_input::json_list(path, text, "notifications")?;
     Ok(entries
         .iter()
         .map(|entry| {
@@ -129,6 +98,7 @@ fn parse_csv(path: &str, text: &str) -> Result<Vec<NotificationRequested>, Input
         return Err(InputError::MissingColumn {
             path: path.to_owned(),
             column,
+            needs: &REQUIRED,
         });
     }
     let index = COLUMNS.map(|c| header.iter().position(|h| h == c));

@@ -4,11 +4,63 @@
 //! `mod csv`).
 //!
 //! The fields stay text so that a bad one reaches the example's validator, which rejects
-//! the entry with a reason, instead of failing the whole file here.
+//! the entry with a reason, instead of failing the whole file here. Only a file that is
+//! not an input file at all is an [`InputError`].
 
 use std::path::Path;
 
 use serde_json::Value;
+
+/// The file is not an input file: unreadable, not JSON, without the list of entries, or
+/// a CSV header without a needed column. Every message names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum InputError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path} is not valid JSON: {source}")]
+    Json {
+        path: String,
+        source: serde_json::Error,
+    },
+    #[error("{path}: expected a JSON object {{\"{key}\": [...]}}")]
+    NoList { path: String, key: &'static str },
+    #[error("{path}: the CSV header has no column {column:?} (it needs {needs:?})")]
+    MissingColumn {
+        path: String,
+        column: &'static str,
+        needs: &'static [&'static str],
+    },
+}
+
+/// The text of the file at `path`.
+pub fn read(path: &str) -> Result<String, InputError> {
+    std::fs::read_to_string(path).map_err(|source| InputError::Read {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// The entries of a JSON file shaped `{"<key>": [entry, ...]}`; `path` names it in errors.
+pub fn json_list(path: &str, text: &str, key: &'static str) -> Result<Vec<Value>, InputError> {
+    let value: Value = serde_json::from_str(text).map_err(|source| InputError::Json {
+        path: path.to_owned(),
+        source,
+    })?;
+    match value {
+        Value::Object(mut object) => match object.remove(key) {
+            Some(Value::Array(entries)) => Some(entries),
+            _ => None,
+        },
+        _ => None,
+    }
+    .ok_or_else(|| InputError::NoList {
+        path: path.to_owned(),
+        key,
+    })
+}
 
 /// Whether the file at `path` holding `text` is JSON: by its extension (`.json` or
 /// `.csv`, any case), else JSON when the text starts with `{`.

@@ -5,11 +5,9 @@
 //! with a reason instead of being lost here. Only a file that is not an order file at all
 //! (unreadable, not JSON, no `orders` list, a CSV header without the columns) is an error.
 
-use serde_json::Value;
-
 use crate::csv;
 use crate::events::OrderSubmitted;
-use crate::file_input::{self, as_text};
+use crate::file_input::{self, as_text, InputError};
 use crate::organs::SYMBOLS;
 use crate::rng::Rng;
 
@@ -23,31 +21,9 @@ pub const FIELDS: [&str; 6] = [
     "price",
 ];
 
-/// The file is not an order file.
-#[derive(Debug, thiserror::Error)]
-pub enum InputError {
-    #[error("cannot read {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
-    #[error("{path} is not valid JSON: {source}")]
-    Json {
-        path: String,
-        source: serde_json::Error,
-    },
-    #[error("{path}: expected a JSON object {{\"orders\": [...]}}")]
-    NoOrders { path: String },
-    #[error("{path}: the CSV header has no column {column:?} (it needs {FIELDS:?})")]
-    MissingColumn { path: String, column: &'static str },
-}
-
 /// Reads orders from `path`: JSON if it ends in `.json` or starts with `{`, else CSV.
 pub fn read_file(path: &str) -> Result<Vec<OrderSubmitted>, InputError> {
-    let text = std::fs::read_to_string(path).map_err(|source| InputError::Read {
-        path: path.to_owned(),
-        source,
-    })?;
+    let text = file_input::read(path)?;
     parse(path, &text)
 }
 
@@ -80,16 +56,7 @@ fn number(rows: Vec<[String; 6]>) -> Vec<OrderSubmitted> {
 }
 
 fn parse_json(path: &str, text: &str) -> Result<Vec<[String; 6]>, InputError> {
-    let value: Value = serde_json::from_str(text).map_err(|source| InputError::Json {
-        path: path.to_owned(),
-        source,
-    })?;
-    let orders = value
-        .get("orders")
-        .and_then(Value::as_array)
-        .ok_or_else(|| InputError::NoOrders {
-            path: path.to_owned(),
-        })?;
+    let orders = file_input::json_list(path, text, "orders")?;
     Ok(orders
         .iter()
         .map(|order| FIELDS.map(|field| as_text(order.get(field))))
@@ -107,6 +74,7 @@ fn parse_csv(path: &str, text: &str) -> Result<Vec<[String; 6]>, InputError> {
             .ok_or(InputError::MissingColumn {
                 path: path.to_owned(),
                 column: field,
+                needs: &FIELDS,
             })?;
     }
     Ok(lines

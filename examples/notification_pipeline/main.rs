@@ -33,6 +33,8 @@
 //! never sees the events of an earlier one); dead letters then go to its `:dlq` stream.
 
 mod audit;
+#[path = "../support/cli.rs"]
+mod cli;
 #[path = "../support/csv.rs"]
 mod csv;
 mod events;
@@ -98,10 +100,10 @@ fn parse_args() -> Result<Args, String> {
         match arg.as_str() {
             "--file" => args.file = Some(value("--file")?),
             "--count" => {
-                args.count = number(&value("--count")?, "--count")?;
+                args.count = cli::number(&value("--count")?, "--count")?;
                 count_given = true;
             }
-            "--seed" => args.seed = number(&value("--seed")?, "--seed")?,
+            "--seed" => args.seed = cli::number(&value("--seed")?, "--seed")?,
             "--json" => args.json = true,
             "--redis" => args.redis = Some(value("--redis")?),
             "--stream" => args.stream = Some(value("--stream")?),
@@ -109,7 +111,7 @@ fn parse_args() -> Result<Args, String> {
             "--permanent-rate" => args.permanent_rate = rate(&value("--permanent-rate")?)?,
             "--latency-ms" => {
                 args.latency =
-                    Duration::from_millis(number(&value("--latency-ms")?, "--latency-ms")?)
+                    Duration::from_millis(cli::number(&value("--latency-ms")?, "--latency-ms")?)
             }
             "-h" | "--help" => return Err(USAGE.to_owned()),
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
@@ -119,11 +121,6 @@ fn parse_args() -> Result<Args, String> {
         return Err(format!("--file and --count exclude each other\n{USAGE}"));
     }
     Ok(args)
-}
-
-fn number(text: &str, name: &str) -> Result<u64, String> {
-    text.parse()
-        .map_err(|_| format!("{name} needs a whole number, not {text:?}"))
 }
 
 fn rate(text: &str) -> Result<f64, String> {

@@ -28,6 +28,8 @@
 //! before they are checked; the trader id is trimmed.
 
 mod book;
+#[path = "../support/cli.rs"]
+mod cli;
 #[path = "../support/csv.rs"]
 mod csv;
 mod events;
@@ -95,8 +97,8 @@ fn parse_args() -> Result<Args, String> {
         match arg.as_str() {
             "--file" => args.file = Some(value("--file")?),
             "--stress" => args.stress = true,
-            "--orders" => args.orders = number(&value("--orders")?, "--orders")?,
-            "--seed" => args.seed = number(&value("--seed")?, "--seed")?,
+            "--orders" => args.orders = cli::number(&value("--orders")?, "--orders")?,
+            "--seed" => args.seed = cli::number(&value("--seed")?, "--seed")?,
             "--json" => args.json = true,
             "--settlement-failure-rate" => {
                 let rate = value("--settlement-failure-rate")?;
@@ -111,11 +113,13 @@ fn parse_args() -> Result<Args, String> {
             }
             "--latency-ms" => {
                 args.latency =
-                    Duration::from_millis(number(&value("--latency-ms")?, "--latency-ms")?)
+                    Duration::from_millis(cli::number(&value("--latency-ms")?, "--latency-ms")?)
             }
             "--redis" => args.redis = Some(value("--redis")?),
             "--stream" => args.stream = Some(value("--stream")?),
-            "--risk-limit" => args.risk_limit = number(&value("--risk-limit")?, "--risk-limit")?,
+            "--risk-limit" => {
+                args.risk_limit = cli::number(&value("--risk-limit")?, "--risk-limit")?
+            }
             "-h" | "--help" => return Err(USAGE.to_owned()),
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
         }
@@ -124,11 +128,6 @@ fn parse_args() -> Result<Args, String> {
         return Err(format!("--file and --stress exclude each other\n{USAGE}"));
     }
     Ok(args)
-}
-
-fn number(text: &str, name: &str) -> Result<u64, String> {
-    text.parse()
-        .map_err(|_| format!("{name} needs a whole number, not {text:?}"))
 }
 
 /// The orders to submit, from the file, the generator or the built-in sample.

@@ -17,6 +17,11 @@
 //! async function that sees the envelope, a sync function that may fail (`Result`), and a
 //! stateful `impl` block.
 
+#[path = "support/csv.rs"]
+mod csv;
+#[path = "support/logs.rs"]
+mod logs;
+
 use std::collections::BTreeMap;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -99,12 +104,12 @@ fn load(start: &EtlStart) -> RawDataLoaded {
         .filter(|(_, line)| !line.trim().is_empty());
     let header = lines
         .next()
-        .map(|(_, line)| split_csv_line(line))
+        .map(|(_, line)| csv::split_line(line))
         .unwrap_or_default();
     RawDataLoaded {
         source: start.source.clone(),
         header,
-        rows: lines.map(|(n, line)| (n, split_csv_line(line))).collect(),
+        rows: lines.map(|(n, line)| (n, csv::split_line(line))).collect(),
     }
 }
 
@@ -224,42 +229,6 @@ impl Reporter {
     }
 }
 
-/// Splits one CSV line into cells; double quotes group commas, `""` is a quote.
-fn split_csv_line(line: &str) -> Vec<String> {
-    let mut cells = Vec::new();
-    let mut cell = String::new();
-    let mut quoted = false;
-    let mut chars = line.trim_end_matches('\r').chars().peekable();
-    while let Some(c) = chars.next() {
-        match (c, quoted) {
-            ('"', true) if chars.peek() == Some(&'"') => {
-                cell.push('"');
-                chars.next();
-            }
-            ('"', _) => quoted = !quoted,
-            (',', false) => cells.push(std::mem::take(&mut cell)),
-            _ => cell.push(c),
-        }
-    }
-    cells.push(cell);
-    cells
-}
-
-fn init_logs() {
-    let json = std::env::var("NECROSTACK_LOG").is_ok_and(|v| v == "json");
-    let filter = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let logs = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    if json {
-        logs.json().init();
-    } else {
-        logs.init();
-    }
-}
-
 /// Reads `--file PATH` (or nothing) from the command line.
 fn input() -> Result<EtlStart, String> {
     let mut args = std::env::args().skip(1);
@@ -288,7 +257,7 @@ fn input() -> Result<EtlStart, String> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    init_logs();
+    logs::init();
     let start = match input() {
         Ok(start) => start,
         Err(message) => {

@@ -12,6 +12,9 @@
 //! Each run uses a stream of its own (`--stream` to choose one), so old entries never
 //! mix in; the stream is left in Redis for inspection (`XRANGE name - +`).
 
+#[path = "support/logs.rs"]
+mod logs;
+
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -148,7 +151,7 @@ fn parse_args() -> Result<Args, String> {
 
 #[tokio::main]
 async fn main() {
-    init_logs();
+    logs::init();
     let args = match parse_args() {
         Ok(args) => args,
         Err(message) => {
@@ -253,18 +256,4 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     );
     producer_backend.close().await?;
     Ok(())
-}
-
-fn init_logs() {
-    let json = std::env::var("NECROSTACK_LOG").is_ok_and(|v| v == "json");
-    let filter = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let logs = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if json {
-        logs.json().init();
-    } else {
-        logs.init();
-    }
 }

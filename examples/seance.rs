@@ -9,6 +9,9 @@
 //! NECROSTACK_LOG=json cargo run --example seance # logs as JSON lines on stderr
 //! ```
 
+#[path = "support/logs.rs"]
+mod logs;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use necrostack::{organ, Emit, Envelope, Event, Spine};
@@ -93,23 +96,9 @@ fn ordinal(n: usize) -> String {
     format!("{n}{suffix}")
 }
 
-fn init_logs() {
-    let json = std::env::var("NECROSTACK_LOG").is_ok_and(|v| v == "json");
-    let filter = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let logs = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if json {
-        logs.json().init();
-    } else {
-        logs.init();
-    }
-}
-
 #[tokio::main]
 async fn main() -> Result<(), necrostack::Error> {
-    init_logs();
+    logs::init();
     let mut spirits: Vec<String> = std::env::args().skip(1).collect();
     if spirits.is_empty() {
         spirits.push("Ada".to_owned());

@@ -35,6 +35,20 @@ fn n(value: &Value, path: &[&str]) -> u64 {
 
 const CHANNELS: [&str; 3] = ["email", "sms", "push"];
 
+/// The summary for examples/data/notifications.json at the given rates of transient
+/// (per try) and permanent (per message) send failures.
+fn json_file_summary(failure_rate: &str, permanent_rate: &str) -> Value {
+    let path = data_file("notifications.json");
+    summary(&[
+        "--file",
+        &path,
+        "--failure-rate",
+        failure_rate,
+        "--permanent-rate",
+        permanent_rate,
+    ])
+}
+
 /// examples/data/notifications.json: n1 (email), n2 (email, sms, push), n3 (SMS, push,
 /// sms → sms, push) and n11 (channels and fields written as strings: email, push) are
 /// valid; n4 (no recipient), n5 (fax), n6 (bad email), n7 (missing code), n8 (unknown
@@ -42,15 +56,7 @@ const CHANNELS: [&str; 3] = ["email", "sms", "push"];
 /// rejected. So 12 requested, 4 validated, 8 rejected; queued email 3, sms 2, push 3.
 #[test]
 fn json_file_without_failures() {
-    let path = data_file("notifications.json");
-    let got = summary(&[
-        "--file",
-        &path,
-        "--failure-rate",
-        "0",
-        "--permanent-rate",
-        "0",
-    ]);
+    let got = json_file_summary("0", "0");
     let expected = json!({
         "requested": 12, "validated": 4, "rejected": 8,
         "queued": {"email": 3, "sms": 2, "push": 3},
@@ -64,15 +70,7 @@ fn json_file_without_failures() {
 #[test]
 fn json_file_where_every_try_fails_transiently() {
     // 8 messages × 4 tries fail; 3 retries each; all 8 end as dead letters.
-    let path = data_file("notifications.json");
-    let got = summary(&[
-        "--file",
-        &path,
-        "--failure-rate",
-        "1",
-        "--permanent-rate",
-        "0",
-    ]);
+    let got = json_file_summary("1", "0");
     let expected = json!({
         "requested": 12, "validated": 4, "rejected": 8,
         "queued": {"email": 3, "sms": 2, "push": 3},
@@ -85,15 +83,7 @@ fn json_file_where_every_try_fails_transiently() {
 
 #[test]
 fn json_file_where_every_address_bounces() {
-    let path = data_file("notifications.json");
-    let got = summary(&[
-        "--file",
-        &path,
-        "--failure-rate",
-        "0",
-        "--permanent-rate",
-        "1",
-    ]);
+    let got = json_file_summary("0", "1");
     assert_eq!(got["failed"], json!({"email": 3, "sms": 2, "push": 3}));
     assert_eq!(got["sent"], json!({"email": 0, "sms": 0, "push": 0}));
     assert_eq!(n(&got, &["permanent_failures"]), 32);

@@ -5,11 +5,12 @@
 //! Only a file that is not a notification file at all is an error.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use serde_json::Value;
 
+use crate::csv;
 use crate::events::NotificationRequested;
+use crate::file_input::{self, as_text, InputError};
 use crate::organs::template_names;
 use crate::rng::Rng;
 
@@ -27,37 +28,10 @@ pub const COLUMNS: [&str; 8] = [
 /// Columns a CSV file must have; the addresses and fields may be left out.
 const REQUIRED: [&str; 4] = ["id", "recipient", "channels", "template"];
 
-/// The file is not a notification file.
-#[derive(Debug, thiserror::Error)]
-pub enum InputError {
-    #[error("cannot read {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
-    #[error("{path} is not valid JSON: {source}")]
-    Json {
-        path: String,
-        source: serde_json::Error,
-    },
-    #[error("{path}: expected a JSON object {{\"notifications\": [...]}}")]
-    NoNotifications { path: String },
-    #[error("{path}: the CSV header has no column {column:?} (it needs {REQUIRED:?})")]
-    MissingColumn { path: String, column: &'static str },
-}
-
 /// Reads requests from `path`: JSON if it ends in `.json` or starts with `{`, else CSV.
 pub fn read_file(path: &str) -> Result<Vec<NotificationRequested>, InputError> {
-    let text = std::fs::read_to_string(path).map_err(|source| InputError::Read {
-        path: path.to_owned(),
-        source,
-    })?;
-    let is_json = match Path::new(path).extension().and_then(|e| e.to_str()) {
-        Some(ext) if ext.eq_ignore_ascii_case("json") => true,
-        Some(ext) if ext.eq_ignore_ascii_case("csv") => false,
-        _ => text.trim_start().starts_with('{'),
-    };
-    let mut requests = if is_json {
+    let text = file_input::read(path)?;
+    let mut requests = if file_input::is_json(path, &text) {
         parse_json(path, &text)?
     } else {
         parse_csv(path, &text)?
@@ -69,16 +43,7 @@ pub fn read_file(path: &str) -> Result<Vec<NotificationRequested>, InputError> {
 }
 
 fn parse_json(path: &str, text: &str) -> Result<Vec<NotificationRequested>, InputError> {
-    let value: Value = serde_json::from_str(text).map_err(|source| InputError::Json {
-        path: path.to_owned(),
-        source,
-    })?;
-    let entries = value
-        .get("notifications")
-        .and_then(Value::as_array)
-        .ok_or_else(|| InputError::NoNotifications {
-            path: path.to_owned(),
-        })?;
+    let entries = file_input::json_list(path, text, "notifications")?;
     Ok(entries
         .iter()
         .map(|entry| {
@@ -107,15 +72,6 @@ fn parse_json(path: &str, text: &str) -> Result<Vec<NotificationRequested>, Inpu
         .collect())
 }
 
-/// A JSON value as text: strings as they are, missing or null as empty, others as JSON.
-fn as_text(value: Option<&Value>) -> String {
-    match value {
-        None | Some(Value::Null) => String::new(),
-        Some(Value::String(text)) => text.clone(),
-        Some(other) => other.to_string(),
-    }
-}
-
 fn split_channels(text: &str) -> Vec<String> {
     text.split('|')
         .map(str::trim)
@@ -137,23 +93,18 @@ fn split_fields(text: &str) -> BTreeMap<String, String> {
 
 fn parse_csv(path: &str, text: &str) -> Result<Vec<NotificationRequested>, InputError> {
     let mut lines = text.lines().filter(|line| !line.trim().is_empty());
-    let header: Vec<String> = lines
-        .next()
-        .map(split_csv_line)
-        .unwrap_or_default()
-        .iter()
-        .map(|h| h.trim().to_lowercase())
-        .collect();
+    let header = lines.next().map(file_input::csv_header).unwrap_or_default();
     if let Some(column) = REQUIRED.iter().find(|c| !header.iter().any(|h| h == *c)) {
         return Err(InputError::MissingColumn {
             path: path.to_owned(),
             column,
+            needs: &REQUIRED,
         });
     }
     let index = COLUMNS.map(|c| header.iter().position(|h| h == c));
     Ok(lines
         .map(|line| {
-            let cells = split_csv_line(line);
+            let cells = csv::split_line(line);
             let [id, recipient, email, phone, device_token, channels, template, fields] =
                 index.map(|i| i.and_then(|i| cells.get(i).cloned()).unwrap_or_default());
             NotificationRequested {
@@ -169,27 +120,6 @@ fn parse_csv(path: &str, text: &str) -> Result<Vec<NotificationRequested>, Input
             }
         })
         .collect())
-}
-
-/// Splits one CSV line into cells; double quotes group commas, `""` is a quote.
-fn split_csv_line(line: &str) -> Vec<String> {
-    let mut cells = Vec::new();
-    let mut cell = String::new();
-    let mut quoted = false;
-    let mut chars = line.trim_end_matches('\r').chars().peekable();
-    while let Some(c) = chars.next() {
-        match (c, quoted) {
-            ('"', true) if chars.peek() == Some(&'"') => {
-                cell.push('"');
-                chars.next();
-            }
-            ('"', _) => quoted = !quoted,
-            (',', false) => cells.push(std::mem::take(&mut cell)),
-            _ => cell.push(c),
-        }
-    }
-    cells.push(cell);
-    cells
 }
 
 /// `count` requests drawn from `seed`: one to three channels each, one of the templates

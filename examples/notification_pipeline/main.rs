@@ -33,9 +33,20 @@
 //! never sees the events of an earlier one); dead letters then go to its `:dlq` stream.
 
 mod audit;
+#[path = "../support/cli.rs"]
+mod cli;
+#[path = "../support/csv.rs"]
+mod csv;
 mod events;
+#[path = "../support/file_input.rs"]
+mod file_input;
 mod input;
+#[path = "../support/logs.rs"]
+mod logs;
 mod organs;
+#[path = "../support/redis_backend.rs"]
+mod redis_backend;
+#[path = "../support/rng.rs"]
 mod rng;
 
 use std::collections::HashMap;
@@ -43,9 +54,7 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use necrostack::{
-    Backend, Failure, FailurePolicy, InMemoryBackend, RedisBackend, RetryPolicy, Spine, Uuid,
-};
+use necrostack::{Backend, Failure, FailurePolicy, InMemoryBackend, RetryPolicy, Spine, Uuid};
 use serde_json::json;
 
 use audit::*;
@@ -91,10 +100,10 @@ fn parse_args() -> Result<Args, String> {
         match arg.as_str() {
             "--file" => args.file = Some(value("--file")?),
             "--count" => {
-                args.count = number(&value("--count")?, "--count")?;
+                args.count = cli::number(&value("--count")?, "--count")?;
                 count_given = true;
             }
-            "--seed" => args.seed = number(&value("--seed")?, "--seed")?,
+            "--seed" => args.seed = cli::number(&value("--seed")?, "--seed")?,
             "--json" => args.json = true,
             "--redis" => args.redis = Some(value("--redis")?),
             "--stream" => args.stream = Some(value("--stream")?),
@@ -102,7 +111,7 @@ fn parse_args() -> Result<Args, String> {
             "--permanent-rate" => args.permanent_rate = rate(&value("--permanent-rate")?)?,
             "--latency-ms" => {
                 args.latency =
-                    Duration::from_millis(number(&value("--latency-ms")?, "--latency-ms")?)
+                    Duration::from_millis(cli::number(&value("--latency-ms")?, "--latency-ms")?)
             }
             "-h" | "--help" => return Err(USAGE.to_owned()),
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
@@ -114,11 +123,6 @@ fn parse_args() -> Result<Args, String> {
     Ok(args)
 }
 
-fn number(text: &str, name: &str) -> Result<u64, String> {
-    text.parse()
-        .map_err(|_| format!("{name} needs a whole number, not {text:?}"))
-}
-
 fn rate(text: &str) -> Result<f64, String> {
     match text.parse::<f64>() {
         Ok(r) if (0.0..=1.0).contains(&r) => Ok(r),
@@ -126,24 +130,9 @@ fn rate(text: &str) -> Result<f64, String> {
     }
 }
 
-fn init_logs() {
-    let json = std::env::var("NECROSTACK_LOG").is_ok_and(|v| v == "json");
-    let filter = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let logs = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    if json {
-        logs.json().init();
-    } else {
-        logs.init();
-    }
-}
-
 #[tokio::main]
 async fn main() -> ExitCode {
-    init_logs();
+    logs::init();
     let args = match parse_args() {
         Ok(args) => args,
         Err(message) => {
@@ -181,21 +170,15 @@ struct Summary {
 
 /// Runs the flow in memory, or on Redis with `--redis`.
 async fn run(args: &Args, requests: Vec<NotificationRequested>) -> Result<(), necrostack::Error> {
-    let Some(url) = &args.redis else {
-        return run_on(InMemoryBackend::new(), args, requests).await;
-    };
-    let stream = args
-        .stream
-        .clone()
-        .unwrap_or_else(|| format!("notification_pipeline:{}", Uuid::now_v7()));
-    tracing::info!(%stream, "running on Redis");
-    let backend = RedisBackend::builder(url.as_str())
-        .stream(stream)
-        .group("notification_pipeline")
-        .consumer("example")
-        .build()
-        .await?;
-    run_on(backend, args, requests).await
+    match &args.redis {
+        None => run_on(InMemoryBackend::new(), args, requests).await,
+        Some(url) => {
+            let backend =
+                redis_backend::connect("notification_pipeline", url, args.stream.as_deref())
+                    .await?;
+            run_on(backend, args, requests).await
+        }
+    }
 }
 
 /// The flow on `backend`; the summary comes from the audit's counts.

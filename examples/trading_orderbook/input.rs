@@ -5,11 +5,9 @@
 //! with a reason instead of being lost here. Only a file that is not an order file at all
 //! (unreadable, not JSON, no `orders` list, a CSV header without the columns) is an error.
 
-use std::path::Path;
-
-use serde_json::Value;
-
+use crate::csv;
 use crate::events::OrderSubmitted;
+use crate::file_input::{self, as_text, InputError};
 use crate::organs::SYMBOLS;
 use crate::rng::Rng;
 
@@ -23,42 +21,15 @@ pub const FIELDS: [&str; 6] = [
     "price",
 ];
 
-/// The file is not an order file.
-#[derive(Debug, thiserror::Error)]
-pub enum InputError {
-    #[error("cannot read {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
-    #[error("{path} is not valid JSON: {source}")]
-    Json {
-        path: String,
-        source: serde_json::Error,
-    },
-    #[error("{path}: expected a JSON object {{\"orders\": [...]}}")]
-    NoOrders { path: String },
-    #[error("{path}: the CSV header has no column {column:?} (it needs {FIELDS:?})")]
-    MissingColumn { path: String, column: &'static str },
-}
-
 /// Reads orders from `path`: JSON if it ends in `.json` or starts with `{`, else CSV.
 pub fn read_file(path: &str) -> Result<Vec<OrderSubmitted>, InputError> {
-    let text = std::fs::read_to_string(path).map_err(|source| InputError::Read {
-        path: path.to_owned(),
-        source,
-    })?;
+    let text = file_input::read(path)?;
     parse(path, &text)
 }
 
 /// Reads orders from `text`, named `path` in errors; JSON or CSV as for [`read_file`].
 pub fn parse(path: &str, text: &str) -> Result<Vec<OrderSubmitted>, InputError> {
-    let is_json = match Path::new(path).extension().and_then(|e| e.to_str()) {
-        Some(ext) if ext.eq_ignore_ascii_case("json") => true,
-        Some(ext) if ext.eq_ignore_ascii_case("csv") => false,
-        _ => text.trim_start().starts_with('{'),
-    };
-    let rows = if is_json {
+    let rows = if file_input::is_json(path, text) {
         parse_json(path, text)?
     } else {
         parse_csv(path, text)?
@@ -85,41 +56,16 @@ fn number(rows: Vec<[String; 6]>) -> Vec<OrderSubmitted> {
 }
 
 fn parse_json(path: &str, text: &str) -> Result<Vec<[String; 6]>, InputError> {
-    let value: Value = serde_json::from_str(text).map_err(|source| InputError::Json {
-        path: path.to_owned(),
-        source,
-    })?;
-    let orders = value
-        .get("orders")
-        .and_then(Value::as_array)
-        .ok_or_else(|| InputError::NoOrders {
-            path: path.to_owned(),
-        })?;
+    let orders = file_input::json_list(path, text, "orders")?;
     Ok(orders
         .iter()
         .map(|order| FIELDS.map(|field| as_text(order.get(field))))
         .collect())
 }
 
-/// A JSON value as the text the validator reads: strings as they are, numbers as
-/// written, missing or null as empty, anything else as JSON.
-fn as_text(value: Option<&Value>) -> String {
-    match value {
-        None | Some(Value::Null) => String::new(),
-        Some(Value::String(text)) => text.clone(),
-        Some(other) => other.to_string(),
-    }
-}
-
 fn parse_csv(path: &str, text: &str) -> Result<Vec<[String; 6]>, InputError> {
     let mut lines = text.lines().filter(|line| !line.trim().is_empty());
-    let header: Vec<String> = lines
-        .next()
-        .map(split_csv_line)
-        .unwrap_or_default()
-        .iter()
-        .map(|h| h.trim().to_lowercase())
-        .collect();
+    let header = lines.next().map(file_input::csv_header).unwrap_or_default();
     let mut columns = [0usize; 6];
     for (slot, field) in columns.iter_mut().zip(FIELDS) {
         *slot = header
@@ -128,35 +74,15 @@ fn parse_csv(path: &str, text: &str) -> Result<Vec<[String; 6]>, InputError> {
             .ok_or(InputError::MissingColumn {
                 path: path.to_owned(),
                 column: field,
+                needs: &FIELDS,
             })?;
     }
     Ok(lines
         .map(|line| {
-            let cells = split_csv_line(line);
+            let cells = csv::split_line(line);
             columns.map(|i| cells.get(i).cloned().unwrap_or_default())
         })
         .collect())
-}
-
-/// Splits one CSV line into cells; double quotes group commas, `""` is a quote.
-fn split_csv_line(line: &str) -> Vec<String> {
-    let mut cells = Vec::new();
-    let mut cell = String::new();
-    let mut quoted = false;
-    let mut chars = line.trim_end_matches('\r').chars().peekable();
-    while let Some(c) = chars.next() {
-        match (c, quoted) {
-            ('"', true) if chars.peek() == Some(&'"') => {
-                cell.push('"');
-                chars.next();
-            }
-            ('"', _) => quoted = !quoted,
-            (',', false) => cells.push(std::mem::take(&mut cell)),
-            _ => cell.push(c),
-        }
-    }
-    cells.push(cell);
-    cells
 }
 
 /// `count` orders drawn from `seed`: mostly LIMIT orders near each symbol's reference

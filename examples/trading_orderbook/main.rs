@@ -28,17 +28,28 @@
 //! before they are checked; the trader id is trimmed.
 
 mod book;
+#[path = "../support/cli.rs"]
+mod cli;
+#[path = "../support/csv.rs"]
+mod csv;
 mod events;
+#[path = "../support/file_input.rs"]
+mod file_input;
 mod input;
+#[path = "../support/logs.rs"]
+mod logs;
 mod organs;
+#[path = "../support/redis_backend.rs"]
+mod redis_backend;
 mod report;
+#[path = "../support/rng.rs"]
 mod rng;
 
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use necrostack::{Backend, FailurePolicy, InMemoryBackend, RedisBackend, RetryPolicy, Spine, Uuid};
+use necrostack::{Backend, FailurePolicy, InMemoryBackend, RetryPolicy, Spine};
 
 use events::*;
 use organs::{Audit, AuditTrail, Market, MatchingEngine, RiskManager, Settlement};
@@ -86,8 +97,8 @@ fn parse_args() -> Result<Args, String> {
         match arg.as_str() {
             "--file" => args.file = Some(value("--file")?),
             "--stress" => args.stress = true,
-            "--orders" => args.orders = number(&value("--orders")?, "--orders")?,
-            "--seed" => args.seed = number(&value("--seed")?, "--seed")?,
+            "--orders" => args.orders = cli::number(&value("--orders")?, "--orders")?,
+            "--seed" => args.seed = cli::number(&value("--seed")?, "--seed")?,
             "--json" => args.json = true,
             "--settlement-failure-rate" => {
                 let rate = value("--settlement-failure-rate")?;
@@ -102,11 +113,13 @@ fn parse_args() -> Result<Args, String> {
             }
             "--latency-ms" => {
                 args.latency =
-                    Duration::from_millis(number(&value("--latency-ms")?, "--latency-ms")?)
+                    Duration::from_millis(cli::number(&value("--latency-ms")?, "--latency-ms")?)
             }
             "--redis" => args.redis = Some(value("--redis")?),
             "--stream" => args.stream = Some(value("--stream")?),
-            "--risk-limit" => args.risk_limit = number(&value("--risk-limit")?, "--risk-limit")?,
+            "--risk-limit" => {
+                args.risk_limit = cli::number(&value("--risk-limit")?, "--risk-limit")?
+            }
             "-h" | "--help" => return Err(USAGE.to_owned()),
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
         }
@@ -115,26 +128,6 @@ fn parse_args() -> Result<Args, String> {
         return Err(format!("--file and --stress exclude each other\n{USAGE}"));
     }
     Ok(args)
-}
-
-fn number(text: &str, name: &str) -> Result<u64, String> {
-    text.parse()
-        .map_err(|_| format!("{name} needs a whole number, not {text:?}"))
-}
-
-fn init_logs() {
-    let json = std::env::var("NECROSTACK_LOG").is_ok_and(|v| v == "json");
-    let filter = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let logs = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    if json {
-        logs.json().init();
-    } else {
-        logs.init();
-    }
 }
 
 /// The orders to submit, from the file, the generator or the built-in sample.
@@ -150,7 +143,7 @@ fn orders(args: &Args) -> Result<Vec<OrderSubmitted>, String> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    init_logs();
+    logs::init();
     let args = match parse_args() {
         Ok(args) => args,
         Err(message) => {
@@ -176,21 +169,14 @@ async fn main() -> ExitCode {
 
 /// Runs the flow in memory, or on Redis with `--redis`.
 async fn run(args: &Args, orders: Vec<OrderSubmitted>) -> Result<(), necrostack::Error> {
-    let Some(url) = &args.redis else {
-        return run_on(InMemoryBackend::new(), args, orders).await;
-    };
-    let stream = args
-        .stream
-        .clone()
-        .unwrap_or_else(|| format!("trading_orderbook:{}", Uuid::now_v7()));
-    tracing::info!(%stream, "running on Redis");
-    let backend = RedisBackend::builder(url.as_str())
-        .stream(stream)
-        .group("trading_orderbook")
-        .consumer("example")
-        .build()
-        .await?;
-    run_on(backend, args, orders).await
+    match &args.redis {
+        None => run_on(InMemoryBackend::new(), args, orders).await,
+        Some(url) => {
+            let backend =
+                redis_backend::connect("trading_orderbook", url, args.stream.as_deref()).await?;
+            run_on(backend, args, orders).await
+        }
+    }
 }
 
 /// The flow on `backend`; the report comes from the organs' shared state.

@@ -2,6 +2,9 @@
 //! dependency: SplitMix64 (Steele, Lea and Flood, 2014), the generator Java's
 //! `SplittableRandom` uses and the usual seeder of the xorshift family. Good enough for
 //! simulations; not for cryptography.
+//!
+//! Shared by the examples that simulate (each includes this file with
+//! `#[path = "../support/rng.rs"] mod rng;`).
 
 /// A SplitMix64 stream: the same seed always gives the same numbers.
 #[derive(Debug, Clone)]

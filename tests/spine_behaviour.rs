@@ -569,3 +569,92 @@ fn public_types_debug_without_leaking_internals() {
         "StopHandle { requested: false }"
     );
 }
+
+/// An error of the user's own whose source marks it permanent.
+#[derive(Debug)]
+struct Declined(necrostack::Permanent);
+
+impl std::fmt::Display for Declined {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("card declined")
+    }
+}
+
+impl std::error::Error for Declined {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
+}
+
+/// Fails permanently, through its own error type, on A(1).
+struct Charger;
+
+#[organ(listens_to = A)]
+impl Charger {
+    fn handle(&self, a: &A) -> Result<B, Declined> {
+        if a.0 == 1 {
+            return Err(Declined(necrostack::Permanent::new("insufficient funds")));
+        }
+        Ok(B(a.0))
+    }
+}
+
+#[organ(listens_to = C)]
+fn strict(c: &C) -> Result<(), necrostack::Permanent> {
+    Err(necrostack::Permanent::new(format!(
+        "no such account {}",
+        c.0
+    )))
+}
+
+#[test]
+fn permanent_errors_are_not_retried_but_dead_lettered_at_once() {
+    let failures = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&failures);
+    let spine = Spine::builder()
+        .organ(Charger)
+        .organ(strict)
+        .failure_policy(fast_retry(5))
+        .on_failure(move |f| {
+            seen.lock()
+                .unwrap()
+                .push((f.organ, f.kind, f.attempts, f.error.clone()))
+        })
+        .build()
+        .unwrap();
+    let report = runtime().block_on(async {
+        spine.emit(A(1)).await.unwrap();
+        spine.emit(C(7)).await.unwrap();
+        spine.run_until_idle().await.unwrap()
+    });
+    assert_eq!(
+        (report.retried, report.failed, report.dead_lettered),
+        (0, 2, 2)
+    );
+    assert_eq!(
+        *failures.lock().unwrap(),
+        [
+            (
+                "Charger",
+                FailureKind::Permanent,
+                1,
+                "card declined: insufficient funds".to_owned()
+            ),
+            (
+                "strict",
+                FailureKind::Permanent,
+                1,
+                "no such account 7".to_owned()
+            ),
+        ]
+    );
+    let dead = spine.backend().dead_letters();
+    assert_eq!(
+        dead[1].reason,
+        DeadLetterReason::HandlerFailed {
+            organ: "strict".into(),
+            error: "no such account 7".into(),
+            attempts: 1
+        }
+    );
+}

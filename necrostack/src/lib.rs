@@ -56,7 +56,7 @@ pub use emit::{Emit, IntoEmit, IntoOutcome};
 pub use envelope::{AnyEnvelope, Envelope};
 pub use error::{BoxError, Error};
 pub use event::Event;
-pub use organ::{Handling, Organ, OrganError};
+pub use organ::{Handling, Organ, OrganError, Permanent};
 pub use spine::{
     Failure, FailureKind, FailurePolicy, RetryPolicy, RunReport, Spine, SpineBuilder, StopHandle,
 };

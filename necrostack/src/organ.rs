@@ -10,6 +10,73 @@ use crate::event::Event;
 /// The error an organ's handler returned, boxed.
 pub type OrganError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
+/// Marks an organ's error as one that trying again cannot fix (a malformed request, a
+/// card that was declined): under [`FailurePolicy::Retry`](crate::FailurePolicy::Retry)
+/// the event goes to the dead-letter store at once instead of being retried.
+///
+/// Return it as the organ's error (`Result<_, Permanent>`), or as the
+/// [`source`](std::error::Error::source) of an error type of your own, so that one
+/// handler can fail both ways. It displays as the error it wraps.
+///
+/// ```
+/// use necrostack::{organ, Event, Permanent};
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
+/// struct Charge { cents: i64 }
+///
+/// #[organ(listens_to = Charge)]
+/// fn bill(request: &Charge) -> Result<(), Permanent> {
+///     if request.cents < 0 {
+///         return Err(Permanent::new(format!("negative amount: {}", request.cents)));
+///     }
+///     Ok(())
+/// }
+/// ```
+#[derive(Debug)]
+pub struct Permanent {
+    error: OrganError,
+}
+
+impl Permanent {
+    /// Wraps `error` (any error, or a message) as permanent.
+    pub fn new(error: impl Into<OrganError>) -> Self {
+        Permanent {
+            error: error.into(),
+        }
+    }
+
+    /// The wrapped error.
+    pub fn into_inner(self) -> OrganError {
+        self.error
+    }
+
+    /// Whether `error` or one of its sources is a [`Permanent`].
+    pub(crate) fn is_in_chain(error: &(dyn std::error::Error + 'static)) -> bool {
+        let mut current = Some(error);
+        while let Some(error) = current {
+            if error.is::<Permanent>() {
+                return true;
+            }
+            current = error.source();
+        }
+        false
+    }
+}
+
+impl std::fmt::Display for Permanent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.error.fmt(f)
+    }
+}
+
+impl std::error::Error for Permanent {
+    // Transparent: the wrapped error's own sources, so that its message is not repeated.
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.error.source()
+    }
+}
+
 /// The result of calling an organ: ready at once (a sync handler, no allocation) or a
 /// future to await (an async handler).
 pub enum Handling<'a> {

@@ -16,7 +16,7 @@ use crate::backend::{Batch, DeadLetter, DeadLetterReason};
 use crate::emit::Emit;
 use crate::envelope::{AnyEnvelope, Envelope};
 use crate::event::Event;
-use crate::organ::Handling;
+use crate::organ::{Handling, Permanent};
 
 pub(crate) type FailureHook = Arc<dyn Fn(&Failure) + Send + Sync>;
 
@@ -219,7 +219,9 @@ async fn run_one<'a, E: Event>(
             Err(failure) => failure,
         };
         let retry = match &ctx.policy {
-            FailurePolicy::Retry(retry) if attempt < retry.max_attempts() => {
+            FailurePolicy::Retry(retry)
+                if attempt < retry.max_attempts() && kind != FailureKind::Permanent =>
+            {
                 Some(retry.delay_before(attempt + 1))
             }
             _ => None,
@@ -302,7 +304,14 @@ async fn finish(handling: Handling<'_>, timeout: Option<Duration>) -> Result<Emi
             finished.map_err(|panic| (FailureKind::Panic, panic_message(&*panic)))?
         }
     };
-    result.map_err(|error| (FailureKind::Error, error_chain(&*error)))
+    result.map_err(|error| {
+        let kind = if Permanent::is_in_chain(&*error) {
+            FailureKind::Permanent
+        } else {
+            FailureKind::Error
+        };
+        (kind, error_chain(&*error))
+    })
 }
 
 fn panic_message(panic: &(dyn Any + Send)) -> String {

@@ -90,6 +90,9 @@ pub enum FailureKind {
     Panic,
     /// The handler did not finish within the handler timeout.
     Timeout,
+    /// The handler returned an error marked [`Permanent`](crate::Permanent): it is not
+    /// retried.
+    Permanent,
 }
 
 /// One failed handling, after the retries the policy allowed. Given to the

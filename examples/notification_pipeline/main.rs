@@ -15,9 +15,9 @@
 //! spine's `FailurePolicy::Retry` tries it again with exponential backoff, and once the
 //! tries are used up moves the event to the dead-letter store. A transient failure
 //! (`--failure-rate`, per try) usually succeeds on a later try; a permanent one
-//! (`--permanent-rate`, per message) fails every try and always ends as a dead letter.
-//! (The failure policy is one per spine and an organ cannot mark an error as not worth
-//! retrying, so a permanent failure also uses up every try before it is dead-lettered.)
+//! (`--permanent-rate`, per message: the address bounces) carries a
+//! `necrostack::Permanent` as its source, so the spine does not retry it and moves the
+//! event to the dead-letter store at once.
 //! After the run, each dead-lettered send is reported as NOTIFICATION_FAILED, so the
 //! audit sees one outcome per message and channel.
 //!

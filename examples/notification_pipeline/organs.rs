@@ -215,9 +215,14 @@ pub enum SendError {
     /// Worth another try (the provider timed out, was busy...).
     #[error("{channel} provider timed out (attempt {attempt})")]
     Transient { channel: Channel, attempt: u32 },
-    /// Will fail on every try (the address bounces).
-    #[error("{channel} provider rejected the address permanently")]
-    Permanent { channel: Channel },
+    /// Would fail on every try (the address bounces): its source marks it
+    /// [`necrostack::Permanent`], so the spine does not retry it.
+    #[error("{channel} provider rejected the address")]
+    Permanent {
+        channel: Channel,
+        #[source]
+        reason: necrostack::Permanent,
+    },
 }
 
 /// The simulated providers' behaviour, shared by the three senders: each message
@@ -257,7 +262,10 @@ impl FailureModel {
         let key = channel as u64 + 1;
         if draw(self.seed, &[seq, key, 0]) < self.permanent_rate {
             self.permanent.fetch_add(1, Ordering::Relaxed);
-            return Err(SendError::Permanent { channel });
+            return Err(SendError::Permanent {
+                channel,
+                reason: necrostack::Permanent::new("the address bounces"),
+            });
         }
         if draw(self.seed, &[seq, key, u64::from(attempt)]) < self.transient_rate {
             self.transient.fetch_add(1, Ordering::Relaxed);

@@ -12,21 +12,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use necrostack::{AnyEnvelope, Backend, Envelope, Event, RedisBackend};
-use serde::{Deserialize, Serialize};
+use necrostack::{AnyEnvelope, Backend, Envelope, RedisBackend};
 
-#[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
-#[event(name = "crash.Job")]
-struct Job {
-    n: u32,
-}
+#[path = "support/crash_events.rs"]
+mod crash_events;
 
-#[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
-#[event(name = "crash.Done")]
-struct Done {
-    n: u32,
-    by: String,
-}
+use crash_events::{Done, Job};
 
 const STREAM: &str = "crash:events";
 const JOBS: u32 = 1500;

@@ -10,23 +10,12 @@ use std::io::Write;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use necrostack::{organ, Backend, Envelope, Event, RedisBackend, Spine};
-use serde::{Deserialize, Serialize};
+use necrostack::{organ, Backend, Envelope, RedisBackend, Spine};
 
-/// Work to do.
-#[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
-#[event(name = "crash.Job")]
-struct Job {
-    n: u32,
-}
+#[path = "crash_events.rs"]
+mod crash_events;
 
-/// The output of one completed handling of a job.
-#[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
-#[event(name = "crash.Done")]
-struct Done {
-    n: u32,
-    by: String,
-}
+use crash_events::{Done, Job};
 
 struct Recorder {
     log: Mutex<std::fs::File>,

@@ -528,6 +528,7 @@ async fn completion_stores_output_and_dead_letters<H: Harness>(h: H) {
         Completion {
             emitted: emitted.clone().into(),
             dead_letters: vec![letter],
+            ..Completion::default()
         },
     )
     .await

@@ -19,8 +19,10 @@ pub use builder::{BuildError, SpineBuilder, DEFAULT_DEPTH_LIMIT, DEFAULT_MAX_STE
 pub use policy::{Failure, FailureKind, FailurePolicy, RetryPolicy};
 pub use report::RunReport;
 
+pub(crate) use dispatch::due_after;
+
 use crate::backend::memory::InMemoryBackend;
-use crate::backend::Backend;
+use crate::backend::{Backend, Scheduled};
 use crate::envelope::{AnyEnvelope, Envelope};
 use crate::error::Error;
 use crate::event::Event;
@@ -133,8 +135,53 @@ impl<B: Backend> Spine<B> {
         Ok(())
     }
 
+    /// Schedules `event` as a root event to be delivered `delay` from now (not before),
+    /// and returns its id. The backend keeps it until due: in memory a timer queue, on
+    /// Redis a sorted set beside the stream, so it survives restarts and is delivered by
+    /// whichever worker sees it due.
+    ///
+    /// ```
+    /// # use necrostack::{organ, Event, Spine};
+    /// # use serde::{Deserialize, Serialize};
+    /// # use std::time::Duration;
+    /// #[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
+    /// struct Reminder { text: String }
+    /// # #[organ(listens_to = Reminder)]
+    /// # fn remind(_: &Reminder) {}
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), necrostack::Error> {
+    /// let spine = Spine::builder().organ(remind).build()?;
+    /// spine.emit_after(Duration::from_millis(20), Reminder { text: "feed the cat".into() }).await?;
+    /// let report = spine.run_until_idle().await?; // waits for scheduled events too
+    /// assert_eq!(report.steps, 1);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn emit_after<E: Event>(&self, delay: Duration, event: E) -> Result<Uuid, Error> {
+        let due = dispatch::due_after(chrono::Utc::now(), delay);
+        self.emit_at(due, event).await
+    }
+
+    /// Schedules `event` as a root event to be delivered at `due` (not before; at once if
+    /// `due` has passed), and returns its id. See [`emit_after`](Self::emit_after).
+    pub async fn emit_at<E: Event>(
+        &self,
+        due: chrono::DateTime<chrono::Utc>,
+        event: E,
+    ) -> Result<Uuid, Error> {
+        let envelope = Envelope::new(event);
+        let id = envelope.id();
+        let scheduled = Scheduled {
+            envelope: envelope.into(),
+            due,
+        };
+        self.inner.backend.schedule(vec![scheduled]).await?;
+        Ok(id)
+    }
+
     /// Handles events until the backend has nothing left and nothing is in flight, then
-    /// returns what this run did. Fails with
+    /// returns what this run did. Events scheduled for later (retries, `emit_after`) count
+    /// as left: the run waits for them. Fails with
     /// [`Error::MaxStepsExceeded`] after [`max_steps`](SpineBuilder::max_steps) events.
     pub async fn run_until_idle(&self) -> Result<RunReport, Error> {
         self.drive(run_loop::Mode::UntilIdle).await

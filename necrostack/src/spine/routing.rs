@@ -9,6 +9,7 @@ use std::hash::{BuildHasherDefault, Hash, Hasher};
 
 use super::builder::BuildError;
 use super::dispatch::{self, Dispatch, EventOutcome, Prepared};
+use super::policy::FailurePolicy;
 use crate::backend::DeadLetterReason;
 use crate::envelope::{AnyEnvelope, Envelope};
 use crate::event::Event;
@@ -19,6 +20,10 @@ use crate::wire::DecodeError;
 pub(crate) trait DynOrgan<E>: Send + Sync {
     fn name(&self) -> &'static str;
     fn call<'a>(&'a self, event: &'a Envelope<E>) -> Handling<'a>;
+    /// The organ's own failure policy, overriding the spine's.
+    fn policy(&self) -> Option<&FailurePolicy> {
+        None
+    }
 }
 
 impl<O: Organ> DynOrgan<O::Event> for O {
@@ -28,6 +33,27 @@ impl<O: Organ> DynOrgan<O::Event> for O {
 
     fn call<'a>(&'a self, event: &'a Envelope<O::Event>) -> Handling<'a> {
         Organ::call(self, event)
+    }
+}
+
+/// An organ registered with a failure policy of its own
+/// ([`SpineBuilder::organ_with_policy`](super::SpineBuilder::organ_with_policy)).
+pub(crate) struct WithPolicy<O> {
+    pub(crate) organ: O,
+    pub(crate) policy: FailurePolicy,
+}
+
+impl<O: Organ> DynOrgan<O::Event> for WithPolicy<O> {
+    fn name(&self) -> &'static str {
+        O::NAME
+    }
+
+    fn call<'a>(&'a self, event: &'a Envelope<O::Event>) -> Handling<'a> {
+        self.organ.call(event)
+    }
+
+    fn policy(&self) -> Option<&FailurePolicy> {
+        Some(&self.policy)
     }
 }
 
@@ -168,9 +194,12 @@ impl RouteTableBuilder {
         slot.route.as_any_mut().downcast_mut::<TypedRoute<E>>()
     }
 
-    pub(crate) fn add_organ<O: Organ>(&mut self, organ: O) {
+    pub(crate) fn add_organ<O: Organ>(&mut self, organ: O, policy: Option<FailurePolicy>) {
         if let Some(route) = self.route::<O::Event>() {
-            route.organs.push(Box::new(organ));
+            match policy {
+                None => route.organs.push(Box::new(organ)),
+                Some(policy) => route.organs.push(Box::new(WithPolicy { organ, policy })),
+            }
         }
     }
 

@@ -61,7 +61,7 @@ pub(crate) struct Source<'a> {
     pub(crate) deliveries: u32,
 }
 
-type Fields = Vec<(String, Vec<u8>)>;
+pub(crate) type Fields = Vec<(String, Vec<u8>)>;
 
 fn common(source: &Source<'_>, kind: &str, reason: String, at: DateTime<Utc>) -> Fields {
     vec![
@@ -147,6 +147,26 @@ pub(crate) fn for_oversize_emitted(
     );
     let mut fields = common(source, "oversize_emitted", reason, Utc::now());
     fields.push(("envelope".into(), envelope_json));
+    fields
+}
+
+/// Fields for an emitted (or scheduled) event whose payload cannot be encoded as JSON.
+pub(crate) fn for_unencodable_emitted(
+    source: &Source<'_>,
+    envelope: &AnyEnvelope,
+    error: &crate::wire::EncodeError,
+) -> Fields {
+    let reason = format!(
+        "an event of type {} emitted while handling entry {} cannot be stored: {error}",
+        envelope.event_type(),
+        source.entry_id
+    );
+    let mut fields = common(source, "unencodable_emitted", reason, Utc::now());
+    fields.push((
+        "event_type".into(),
+        envelope.event_type().as_bytes().to_vec(),
+    ));
+    fields.push(("event_id".into(), envelope.id().to_string().into_bytes()));
     fields
 }
 

@@ -169,10 +169,11 @@ impl Link {
         command: &'static str,
         error: &redis::RedisError,
     ) -> RedisBackendError {
-        RedisBackendError::Command {
-            command,
-            message: self.secrets.scrub(&error.to_string()),
+        let message = self.secrets.scrub(&error.to_string());
+        if error.code() == Some("NOGROUP") {
+            return RedisBackendError::GroupMissing { command, message };
         }
+        RedisBackendError::Command { command, message }
     }
 
     /// Classifies a redis-rs error of `command`.
@@ -227,10 +228,15 @@ impl Link {
                 Err(error) => error,
             };
             self.mark_down();
-            let wait = jittered(backoff);
-            if Instant::now() + wait > self.give_up_at(started, timeout) {
+            let left = self
+                .give_up_at(started, timeout)
+                .saturating_duration_since(Instant::now());
+            if left.is_zero() {
                 return Err(error);
             }
+            // The last wait is cut to the time left, so the link is tried for the whole
+            // reconnect timeout, not given up early.
+            let wait = jittered(backoff).min(left);
             tracing::debug!(%error, retry_in = ?wait, command, "Redis unavailable; retrying");
             tokio::time::sleep(wait).await;
             backoff = next_backoff(backoff);

@@ -422,11 +422,6 @@ impl Core {
                 command: "XREADGROUP",
                 detail,
             }),
-            Err(error) if error.code() == Some("NOGROUP") => {
-                tracing::warn!(stream = %self.stream, group = %self.config.group, "consumer group missing (Redis lost its data?); creating it again");
-                self.ensure_group().await?;
-                Ok(Vec::new())
-            }
             Err(error) if super::error::is_connection_error(&error) => {
                 self.read.invalidate(&conn).await;
                 self.recover_pending();

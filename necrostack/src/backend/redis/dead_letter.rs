@@ -185,7 +185,8 @@ pub struct RedisDeadLetter {
     /// The id of this entry in the dead-letter stream.
     pub id: String,
     /// A short machine-readable reason: `handler_failed`, `undecodable`,
-    /// `probable_loop`, `max_deliveries`, `wrong_fields`, `oversize`, `oversize_emitted`.
+    /// `probable_loop`, `max_deliveries`, `wrong_fields`, `oversize`, `oversize_emitted`,
+    /// `unencodable_emitted`.
     pub reason_kind: String,
     /// The reason as a sentence.
     pub reason: String,
@@ -195,6 +196,9 @@ pub struct RedisDeadLetter {
     pub organ: Option<String>,
     /// How many times the organ was tried, or the entry delivered, when known.
     pub attempts: Option<u32>,
+    /// How many times the original stream entry had been delivered (its delivery
+    /// count in the consumer group) when it was dead-lettered.
+    pub deliveries: Option<u32>,
     /// The event as JSON, when the entry held one.
     pub envelope: Option<Vec<u8>>,
     /// The original entry's fields, for entries that did not decode.
@@ -221,6 +225,7 @@ impl RedisDeadLetter {
             source_id: get("source_id"),
             organ: get("organ"),
             attempts: get("attempts").and_then(|a| a.parse().ok()),
+            deliveries: get("deliveries").and_then(|a| a.parse().ok()),
             envelope: fields
                 .iter()
                 .find(|(k, _)| k == "envelope")

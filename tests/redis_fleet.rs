@@ -231,10 +231,13 @@ async fn a_retry_scheduled_by_a_killed_worker_runs_on_another() {
     assert_eq!(server.cli(&["ZCARD", &scheduled_key]).trim(), "0");
 }
 
+/// Which task arrived, at which worker, when.
+type Arrivals = Arc<Mutex<Vec<(u32, &'static str, chrono::DateTime<chrono::Utc>)>>>;
+
 /// Records when each scheduled task arrived, by which worker.
 struct Clock {
     worker: &'static str,
-    arrivals: Arc<Mutex<Vec<(u32, &'static str, chrono::DateTime<chrono::Utc>)>>>,
+    arrivals: Arrivals,
 }
 
 #[organ(listens_to = Task)]
@@ -256,7 +259,7 @@ async fn scheduled_events_survive_a_redis_restart_and_arrive_once_on_time() {
         return;
     };
     let (url, stream) = (server.url(), "fleet:scheduled");
-    let arrivals = Arc::new(Mutex::new(Vec::new()));
+    let arrivals: Arrivals = Arc::default();
     let mut workers = Vec::new();
     for worker in ["w1", "w2"] {
         let backend = worker_backend(&url, stream, worker).await;

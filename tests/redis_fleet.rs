@@ -66,8 +66,9 @@ async fn worker_backend(url: &str, stream: &str, consumer: &str) -> RedisBackend
 /// What the organ of the order test saw: (n, attempt, when), in handling order.
 type Seen = Arc<Mutex<Vec<(u32, u32, Instant)>>>;
 
-/// Every tenth task fails its first two attempts.
+/// Every `every`-th task fails its first two attempts.
 struct Picky {
+    every: u32,
     seen: Seen,
 }
 
@@ -78,7 +79,7 @@ impl Picky {
             .lock()
             .unwrap()
             .push((task.n, task.attempt(), Instant::now()));
-        if task.n % 10 == 0 && task.attempt() <= 2 {
+        if task.n % self.every == 0 && task.attempt() <= 2 {
             return Err(std::io::Error::other("not yet"));
         }
         Ok(())
@@ -87,6 +88,17 @@ impl Picky {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retries_do_not_hold_up_the_other_events() {
+    retries_at_concurrency_1(10).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_event_failing_twice_still_succeeds_without_waiting_in_line() {
+    retries_at_concurrency_1(1).await;
+}
+
+/// 1000 tasks at concurrency 1; every `every`-th fails its first two attempts, 500 ms
+/// apart. All succeed, and the worker never waits out a backoff.
+async fn retries_at_concurrency_1(every: u32) {
     let Some(server) = RedisServer::start() else {
         return;
     };
@@ -96,6 +108,7 @@ async fn retries_do_not_hold_up_the_other_events() {
     let backoff = Duration::from_millis(500);
     let spine = Spine::builder()
         .organ(Picky {
+            every,
             seen: Arc::clone(&seen),
         })
         .failure_policy(FailurePolicy::Retry(
@@ -110,7 +123,12 @@ async fn retries_do_not_hold_up_the_other_events() {
         .await
         .expect("run finished")
         .unwrap();
-    assert_eq!(report.retried, 200, "100 tasks × 2 retries");
+    let failing = 1000 / every;
+    assert_eq!(
+        report.retried,
+        u64::from(2 * failing),
+        "{failing} tasks × 2 retries"
+    );
     assert_eq!((report.failed, report.dead_lettered), (0, 0));
     assert_eq!(report.handled, 1000, "every task succeeded once");
 
@@ -120,7 +138,7 @@ async fn retries_do_not_hold_up_the_other_events() {
             .position(|&(m, a, _)| m == n && a == attempt)
             .unwrap_or_else(|| panic!("task {n} attempt {attempt} never ran"))
     };
-    for n in (0..1000).step_by(10) {
+    for n in (0..1000).step_by(every as usize) {
         // Each failing task got its three attempts, at least the backoff apart...
         let (first, second, third) = (at(n, 1), at(n, 2), at(n, 3));
         assert!(seen[second].2 - seen[first].2 >= backoff);

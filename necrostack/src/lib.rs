@@ -44,6 +44,7 @@ mod error;
 mod event;
 mod identity;
 mod organ;
+mod policy;
 pub mod spine;
 pub mod testing;
 mod wire;

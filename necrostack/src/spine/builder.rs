@@ -5,13 +5,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::dispatch::Dispatch;
-use super::policy::{Failure, FailurePolicy};
 use super::routing::RouteTableBuilder;
 use super::{Config, Inner, Spine, StopState};
 use crate::backend::memory::InMemoryBackend;
 use crate::backend::Backend;
 use crate::event::Event;
 use crate::organ::Organ;
+use crate::policy::{Failure, FailurePolicy};
 
 /// The default bound on the steps of one run (see [`SpineBuilder::max_steps`]).
 pub const DEFAULT_MAX_STEPS: u64 = 10_000;

@@ -10,14 +10,14 @@ use std::time::Duration;
 use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
 
-use super::policy::{Failure, FailureKind, FailurePolicy};
 use super::report::RunReport;
-use super::routing::DynOrgan;
 use crate::backend::{Batch, DeadLetter, DeadLetterReason, Scheduled};
 use crate::emit::Emit;
 use crate::envelope::{AnyEnvelope, Envelope};
 use crate::event::Event;
-use crate::organ::{Handling, Permanent};
+use crate::organ::{DynOrgan, Handling, Permanent};
+use crate::policy::{Failure, FailureKind, FailurePolicy};
+use crate::wire::DecodeError;
 
 pub(crate) type FailureHook = Arc<dyn Fn(&Failure) + Send + Sync>;
 
@@ -96,6 +96,48 @@ impl Dispatch {
 pub(crate) enum Prepared<'a> {
     Done(EventOutcome),
     Pending(BoxFuture<'a, EventOutcome>),
+}
+
+/// Decodes `envelope` into `slot` (where the caller keeps it while organs borrow it) and
+/// runs `organs` on it, or returns the work left when an organ must be awaited. An event
+/// past the depth limit, or whose payload does not decode, is dead-lettered.
+pub(crate) fn prepare<'a, E: Event>(
+    organs: &'a [Box<dyn DynOrgan<E>>],
+    envelope: AnyEnvelope,
+    slot: &'a mut Option<AnyEnvelope>,
+    ctx: &'a Dispatch,
+) -> Prepared<'a> {
+    if let Some(outcome) = ctx.check_depth(&envelope) {
+        return Prepared::Done(outcome);
+    }
+    let (envelope, error) = match envelope.hold::<E>() {
+        Ok(held) => {
+            let held: &'a AnyEnvelope = slot.insert(held);
+            match held.held::<E>() {
+                Some(event) => return run_organs(organs, held, event, ctx),
+                // `hold` just made it an `Envelope<E>`; kept as an error, never a panic.
+                None => (
+                    held.clone(),
+                    DecodeError::WrongEventType {
+                        expected: E::NAME,
+                        found: held.event_type().to_owned(),
+                    },
+                ),
+            }
+        }
+        Err(failed) => *failed,
+    };
+    tracing::warn!(
+        event_id = %envelope.id(),
+        event_type = %envelope.event_type(),
+        correlation_id = %envelope.correlation_id(),
+        %error,
+        "undecodable event: dead-lettered"
+    );
+    let reason = DeadLetterReason::Undecodable {
+        error: error.to_string(),
+    };
+    Prepared::Done(EventOutcome::dead(envelope, reason))
 }
 
 /// Runs every organ on `event` in order and collects what they emitted.

@@ -3,7 +3,6 @@
 
 mod builder;
 mod dispatch;
-mod policy;
 mod report;
 mod routing;
 mod run_loop;
@@ -15,8 +14,8 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use uuid::Uuid;
 
+pub use crate::policy::{Failure, FailureKind, FailurePolicy, RetryPolicy};
 pub use builder::{BuildError, SpineBuilder, DEFAULT_DEPTH_LIMIT, DEFAULT_MAX_STEPS};
-pub use policy::{Failure, FailureKind, FailurePolicy, RetryPolicy};
 pub use report::RunReport;
 
 pub(crate) use dispatch::due_after;

@@ -3,8 +3,9 @@
 use std::fmt;
 use std::sync::Arc;
 
-use crate::envelope::{Envelope, ErasedEnvelope, Meta};
+use crate::envelope::{Envelope, ErasedEnvelope};
 use crate::event::Event;
+use crate::identity::Meta;
 use crate::organ::OrganError;
 
 /// Events of any types returned by one organ, in the order they will be enqueued.

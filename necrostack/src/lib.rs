@@ -34,13 +34,15 @@
 //! ```
 //!
 //! The modules follow the concepts: [`event`](Event), [`envelope`](Envelope),
-//! [`organ`](Organ), [`spine`](Spine), [`backend`] and [`testing`].
+//! [`organ`](Organ), [`spine`](Spine), [`backend`] and [`testing`]. Every error type is
+//! in [`error`] (and at the root).
 #![warn(missing_docs, missing_debug_implementations)]
 
 pub mod backend;
+mod box_error;
 mod emit;
 mod envelope;
-mod error;
+pub mod error;
 mod event;
 mod identity;
 mod organ;
@@ -51,16 +53,17 @@ mod wire;
 pub use backend::memory::InMemoryBackend;
 #[cfg(feature = "redis")]
 pub use backend::redis::RedisBackend;
-pub use backend::Backend;
+pub use backend::{Backend, DeadLetter, DeadLetterReason};
 pub use emit::{Emit, IntoEmit, IntoOutcome};
 pub use envelope::{AnyEnvelope, Envelope};
-pub use error::{BoxError, Error};
+#[cfg(feature = "redis")]
+pub use error::RedisBackendError;
+pub use error::{BackendError, BoxError, BuildError, DecodeError, EncodeError, Error, Permanent};
 pub use event::Event;
-pub use organ::{Handling, Organ, OrganError, Permanent};
+pub use organ::{Handling, Organ};
 pub use spine::{
     Failure, FailureKind, FailurePolicy, RetryPolicy, RunReport, Spine, SpineBuilder, StopHandle,
 };
-pub use wire::{DecodeError, EncodeError};
 
 /// `#[derive(Event)]`: implements [`Event`] for a struct or enum.
 ///
@@ -91,5 +94,5 @@ pub use uuid::Uuid;
 pub mod __private {
     pub use crate::emit::ErrorType;
     pub use crate::organ::{pending, EventParam, NoEvent, OwnedParam};
-    pub use crate::{Emit, Envelope, Event, Handling, IntoEmit, IntoOutcome, Organ, OrganError};
+    pub use crate::{BoxError, Emit, Envelope, Event, Handling, IntoEmit, IntoOutcome, Organ};
 }

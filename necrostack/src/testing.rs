@@ -32,17 +32,18 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use crate::backend::{Backend, BackendError, Batch, Completion, DeadLetter, Delivery};
+use crate::box_error::BoxError;
 use crate::emit::Emit;
 use crate::envelope::{AnyEnvelope, Envelope};
 use crate::error::Error;
 use crate::event::Event;
-use crate::organ::{Handling, Organ, OrganError};
+use crate::organ::{Handling, Organ};
 use crate::spine::{Failure, FailurePolicy, RunReport, SpineBuilder};
 use crate::InMemoryBackend;
 
 /// Calls one organ on one event (as a root envelope) and returns what it emitted, or its
 /// error. No spine, no backend, no retries: the handler itself.
-pub async fn call<O: Organ>(organ: &O, event: O::Event) -> Result<Emit, OrganError> {
+pub async fn call<O: Organ>(organ: &O, event: O::Event) -> Result<Emit, BoxError> {
     call_envelope(organ, &Envelope::new(event)).await
 }
 
@@ -50,7 +51,7 @@ pub async fn call<O: Organ>(organ: &O, event: O::Event) -> Result<Emit, OrganErr
 pub async fn call_envelope<O: Organ>(
     organ: &O,
     envelope: &Envelope<O::Event>,
-) -> Result<Emit, OrganError> {
+) -> Result<Emit, BoxError> {
     match organ.call(envelope) {
         Handling::Ready(result) => result,
         Handling::Pending(future) => future.await,

@@ -32,8 +32,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use crate::box_error::BoxError;
 use crate::envelope::AnyEnvelope;
-use crate::error::BoxError;
 use crate::wire::EncodeError;
 
 /// One event handed to a spine, with the token the backend needs to acknowledge it.

@@ -10,6 +10,7 @@ use super::routing::RouteTableBuilder;
 use super::{Config, Inner, Spine, StopState};
 use crate::backend::memory::InMemoryBackend;
 use crate::backend::Backend;
+use crate::error::{BuildError, Error};
 use crate::event::Event;
 use crate::organ::Organ;
 
@@ -17,29 +18,6 @@ use crate::organ::Organ;
 pub const DEFAULT_MAX_STEPS: u64 = 10_000;
 /// The default depth limit (see [`SpineBuilder::depth_limit`]).
 pub const DEFAULT_DEPTH_LIMIT: u32 = 10_000;
-
-/// The spine's configuration is invalid.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum BuildError {
-    /// Two Rust types registered in one spine have the same event name, so events of
-    /// that name could not be routed to the right one.
-    #[error("two event types are named {name:?}: `{first}` and `{second}`; give one of them another `#[event(name = \"...\")]`")]
-    DuplicateEventName {
-        /// The shared name.
-        name: &'static str,
-        /// The type registered first.
-        first: &'static str,
-        /// The type registered second.
-        second: &'static str,
-    },
-    /// `concurrency(0)` or `batch_size(0)`.
-    #[error("{setting} must be at least 1")]
-    Zero {
-        /// The setting.
-        setting: &'static str,
-    },
-}
 
 /// Builds a [`Spine`]: organs, backend and settings. Start with [`Spine::builder`].
 ///
@@ -98,7 +76,7 @@ impl<B: Backend> SpineBuilder<B> {
     }
 
     /// The most events one run may take from the backend (default 10 000). Taking one
-    /// more fails the run with [`Error::MaxStepsExceeded`](crate::Error::MaxStepsExceeded)
+    /// more fails the run with [`Error::MaxStepsExceeded`]
     /// and gives that event back to the backend.
     ///
     /// The default bounds [`run_until_idle`](Spine::run_until_idle), which is meant to
@@ -177,7 +155,7 @@ impl<B: Backend> SpineBuilder<B> {
     }
 
     /// Checks the configuration and builds the routing table.
-    pub fn build(self) -> Result<Spine<B>, crate::Error> {
+    pub fn build(self) -> Result<Spine<B>, Error> {
         if let Some(error) = self.routes.errors.first() {
             return Err(error.clone().into());
         }

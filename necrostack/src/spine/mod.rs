@@ -15,7 +15,9 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use uuid::Uuid;
 
-pub use builder::{BuildError, SpineBuilder, DEFAULT_DEPTH_LIMIT, DEFAULT_MAX_STEPS};
+/// Re-exported from [`crate::error`], where every error type lives.
+pub use crate::error::BuildError;
+pub use builder::{SpineBuilder, DEFAULT_DEPTH_LIMIT, DEFAULT_MAX_STEPS};
 pub use policy::{Failure, FailureKind, FailurePolicy, RetryPolicy};
 pub use report::RunReport;
 

@@ -7,10 +7,10 @@ use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
 
-use super::builder::BuildError;
 use super::dispatch::{self, Dispatch, EventOutcome, Prepared};
 use crate::backend::DeadLetterReason;
 use crate::envelope::{AnyEnvelope, Envelope};
+use crate::error::BuildError;
 use crate::event::Event;
 use crate::organ::{Handling, Organ};
 use crate::wire::DecodeError;

@@ -102,7 +102,8 @@ impl Flow {
         self
     }
 
-    /// Sets the step bound of the run (default 10 000).
+    /// Sets the step bound of the run (default 10 000); see
+    /// [`SpineBuilder::max_steps`].
     pub fn max_steps(mut self, max_steps: u64) -> Self {
         self.builder = self.builder.max_steps(max_steps);
         self

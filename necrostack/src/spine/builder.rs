@@ -75,13 +75,37 @@ impl<B: Backend> SpineBuilder<B> {
         }
     }
 
-    /// The most events one run may take from the backend (default 10 000). Taking one
-    /// more fails the run with [`Error::MaxStepsExceeded`]
-    /// and gives that event back to the backend.
+    /// The most events one run may take from the backend. Taking one more fails the run
+    /// with [`Error::MaxStepsExceeded`] and gives that event back to the backend.
     ///
-    /// The default bounds [`run_until_idle`](Spine::run_until_idle), which is meant to
-    /// finish. [`run`](Spine::run), meant to serve for weeks, is bounded only when this is
-    /// set explicitly; loops there are caught by the [depth limit](Self::depth_limit).
+    /// **Calling this also bounds [`run`](Spine::run)**, even with the default value.
+    /// Without it, [`run_until_idle`](Spine::run_until_idle) (meant to finish) is bounded
+    /// by [`DEFAULT_MAX_STEPS`] (10 000) and `run` (meant to serve for weeks) is not
+    /// bounded at all: loops there are caught by the [depth limit](Self::depth_limit). So
+    /// a long-running worker should not call `.max_steps(..)`.
+    ///
+    /// ```
+    /// use necrostack::{organ, Error, Event, Spine};
+    /// use serde::{Deserialize, Serialize};
+    ///
+    /// #[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
+    /// struct Echo;
+    ///
+    /// #[organ(listens_to = Echo)]
+    /// fn echo(_: &Echo) -> Echo {
+    ///     Echo // forever
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Error> {
+    /// let spine = Spine::builder().organ(echo).max_steps(5).build()?;
+    /// spine.emit(Echo).await?;
+    /// // `run` would serve forever; the explicit bound ends it after 5 events.
+    /// let error = spine.run().await.unwrap_err();
+    /// assert!(matches!(error, Error::MaxStepsExceeded { max_steps: 5 }));
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn max_steps(mut self, max_steps: u64) -> Self {
         self.config.max_steps = max_steps;
         self.config.max_steps_explicit = true;

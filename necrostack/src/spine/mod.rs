@@ -136,8 +136,8 @@ impl<B: Backend> Spine<B> {
     }
 
     /// Handles events until the backend has nothing left and nothing is in flight, then
-    /// returns what this run did. Fails with
-    /// [`Error::MaxStepsExceeded`] after [`max_steps`](SpineBuilder::max_steps) events.
+    /// returns what this run did. Fails with [`Error::MaxStepsExceeded`] after
+    /// [`max_steps`](SpineBuilder::max_steps) events (default 10 000).
     pub async fn run_until_idle(&self) -> Result<RunReport, Error> {
         self.drive(run_loop::Mode::UntilIdle).await
     }
@@ -145,6 +145,10 @@ impl<B: Backend> Spine<B> {
     /// Handles events until stopped by a [`StopHandle`] (or Ctrl-C/SIGTERM with
     /// [`stop_on_signals`](SpineBuilder::stop_on_signals)), then stops pulling, finishes
     /// the events in flight, gives back the ones pulled but not started, and returns.
+    ///
+    /// Not bounded by a step count unless [`max_steps`](SpineBuilder::max_steps) was
+    /// called on the builder: then it fails with [`Error::MaxStepsExceeded`] like
+    /// [`run_until_idle`](Spine::run_until_idle).
     pub async fn run(&self) -> Result<RunReport, Error> {
         self.drive(run_loop::Mode::Serve).await
     }

@@ -567,7 +567,7 @@ async fn a_spine_runs_on_it<H: Harness>(h: H) {
         .unwrap();
     let report = spine.run_until_idle().await.unwrap();
     assert_eq!(report.steps, 80);
-    assert_eq!(report.handled, 80);
+    assert_eq!(report.succeeded, 80);
     assert_eq!(report.emitted, 40);
 }
 

@@ -40,7 +40,7 @@ pub enum Error {
     #[error("run exceeded max_steps ({max_steps}); a flow that emits forever is the usual cause")]
     MaxStepsExceeded {
         /// The configured limit.
-        max_steps: u64,
+        max_steps: usize,
     },
     /// The spine's configuration is invalid.
     #[error(transparent)]

@@ -104,7 +104,7 @@ impl Flow {
 
     /// Sets the step bound of the run (default 10 000); see
     /// [`SpineBuilder::max_steps`].
-    pub fn max_steps(mut self, max_steps: u64) -> Self {
+    pub fn max_steps(mut self, max_steps: usize) -> Self {
         self.builder = self.builder.max_steps(max_steps);
         self
     }

@@ -15,7 +15,7 @@ use crate::event::Event;
 use crate::organ::Organ;
 
 /// The default bound on the steps of one run (see [`SpineBuilder::max_steps`]).
-pub const DEFAULT_MAX_STEPS: u64 = 10_000;
+pub const DEFAULT_MAX_STEPS: usize = 10_000;
 /// The default depth limit (see [`SpineBuilder::depth_limit`]).
 pub const DEFAULT_DEPTH_LIMIT: u32 = 10_000;
 
@@ -106,7 +106,7 @@ impl<B: Backend> SpineBuilder<B> {
     /// # Ok(())
     /// # }
     /// ```
-    pub fn max_steps(mut self, max_steps: u64) -> Self {
+    pub fn max_steps(mut self, max_steps: usize) -> Self {
         self.config.max_steps = max_steps;
         self.config.max_steps_explicit = true;
         self

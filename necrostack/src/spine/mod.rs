@@ -81,7 +81,7 @@ struct Inner<B> {
 
 #[derive(Debug)]
 struct Config {
-    max_steps: u64,
+    max_steps: usize,
     max_steps_explicit: bool,
     concurrency: usize,
     batch_size: usize,

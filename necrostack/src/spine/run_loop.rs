@@ -31,7 +31,7 @@ pub(super) enum Mode {
 /// Why the loop is winding down.
 enum Ending {
     Stopped,
-    MaxSteps(u64),
+    MaxSteps(usize),
     Failed(BackendError),
 }
 
@@ -118,10 +118,9 @@ impl<B: Backend> Spine<B> {
             }
 
             let max = match limit {
-                Some(limit) => config.batch_size.min(
-                    usize::try_from(limit.saturating_sub(report.steps).saturating_add(1))
-                        .unwrap_or(usize::MAX),
-                ),
+                Some(limit) => config
+                    .batch_size
+                    .min(limit.saturating_sub(report.steps).saturating_add(1)),
                 None => config.batch_size,
             };
             let idle_here = in_flight.is_empty() && buffer.is_empty();

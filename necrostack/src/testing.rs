@@ -43,6 +43,33 @@ use crate::InMemoryBackend;
 
 /// Calls one organ on one event (as a root envelope) and returns what it emitted, or its
 /// error. No spine, no backend, no retries: the handler itself.
+///
+/// ```
+/// use necrostack::{organ, testing, Event};
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
+/// struct Order { cents: i64 }
+/// #[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
+/// struct Invoice { cents: i64 }
+///
+/// #[organ(listens_to = Order)]
+/// fn bill(order: &Order) -> Result<Invoice, std::io::Error> {
+///     if order.cents < 0 {
+///         return Err(std::io::Error::other("negative"));
+///     }
+///     Ok(Invoice { cents: order.cents })
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let emitted = testing::call(&bill, Order { cents: 250 }).await.unwrap();
+/// assert_eq!(emitted.events::<Invoice>().collect::<Vec<_>>(), [&Invoice { cents: 250 }]);
+///
+/// let error = testing::call(&bill, Order { cents: -1 }).await.unwrap_err();
+/// assert_eq!(error.to_string(), "negative");
+/// # }
+/// ```
 pub async fn call<O: Organ>(organ: &O, event: O::Event) -> Result<Emit, BoxError> {
     call_envelope(organ, &Envelope::new(event)).await
 }
@@ -60,6 +87,42 @@ pub async fn call_envelope<O: Organ>(
 
 /// A flow under test: organs and root events, run on an in-memory spine until idle,
 /// recording every event the organs emitted and every failure.
+///
+/// ```
+/// use necrostack::{organ, testing::Flow, Event, FailurePolicy};
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
+/// struct Signup { email: String }
+/// #[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
+/// struct Welcome { email: String }
+///
+/// #[organ(listens_to = Signup)]
+/// fn greet(signup: &Signup) -> Result<Welcome, std::io::Error> {
+///     if !signup.email.contains('@') {
+///         return Err(std::io::Error::other("not an address"));
+///     }
+///     Ok(Welcome { email: signup.email.clone() })
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), necrostack::Error> {
+/// let outcome = Flow::new()
+///     .organ(greet)
+///     .failure_policy(FailurePolicy::DeadLetter)
+///     .emit(Signup { email: "ada@example.org".into() })
+///     .emit(Signup { email: "nobody".into() })
+///     .run()
+///     .await?;
+/// assert_eq!(outcome.events::<Welcome>(), [&Welcome { email: "ada@example.org".into() }]);
+/// assert_eq!(outcome.failures().len(), 1);
+/// assert_eq!(outcome.dead_letters().len(), 1);
+/// // Lineage: the welcome was caused by the first signup.
+/// assert!(outcome.emitted()[0].causation_id().is_some());
+/// assert_eq!(outcome.report.steps, 3);
+/// # Ok(())
+/// # }
+/// ```
 #[must_use = "a flow does nothing until `.run()`"]
 pub struct Flow {
     builder: SpineBuilder<InMemoryBackend>,

@@ -473,3 +473,108 @@ fn a_nested_envelope_is_read_strictly() {
     assert_eq!(back.first.id().to_string(), v1);
     assert_eq!(back.first.id().get_version_num(), 1);
 }
+
+// Equality and `Debug` of envelopes (issue 14: mutation testing found them unchecked).
+
+/// A wire envelope of `Other` with every metadata field set to something non-default.
+fn other_wire() -> Value {
+    json!({
+        "id": "0190f1b2-3c4d-7e5f-8a9b-0c1d2e3f4a5b",
+        "timestamp": "2024-05-06T07:08:09.123456789Z",
+        "event_type": "OTHER",
+        "payload": {"text": "x"},
+        "correlation_id": "67e55044-10b1-426f-9247-bb680e5fe0c8",
+        "causation_id": "c232ab00-9414-11ec-b3c8-9f6bdeced846",
+        "depth": 2,
+    })
+}
+
+#[test]
+fn envelopes_that_differ_in_any_one_field_are_unequal() {
+    let base = Envelope::<Other>::from_json_value(other_wire()).unwrap();
+    assert_eq!(
+        base,
+        Envelope::<Other>::from_json_value(other_wire()).unwrap()
+    );
+    let changes: [(&str, Value); 7] = [
+        ("id", json!("0190f1b2-3c4d-7e5f-8a9b-0c1d2e3f4a5c")),
+        ("timestamp", json!("2024-05-06T07:08:09.123456790Z")),
+        (
+            "correlation_id",
+            json!("67e55044-10b1-426f-9247-bb680e5fe0c9"),
+        ),
+        (
+            "causation_id",
+            json!("c232ab00-9414-11ec-b3c8-9f6bdeced847"),
+        ),
+        ("causation_id", Value::Null),
+        ("depth", json!(3)),
+        ("payload", json!({"text": "y"})),
+    ];
+    for (field, value) in changes {
+        let mut wire = other_wire();
+        wire[field] = value.clone();
+        let changed = Envelope::<Other>::from_json_value(wire).unwrap();
+        assert!(base != changed, "{field} = {value} compared equal");
+        assert!(changed != base, "{field} = {value} compared equal");
+        assert!(!base.eq(&changed), "{field} = {value} compared equal");
+    }
+}
+
+#[test]
+fn envelope_debug_shows_every_field() {
+    let envelope = Envelope::<Other>::from_json_value(other_wire()).unwrap();
+    let expected = format!(
+        "Envelope {{ id: {:?}, timestamp: {:?}, event_type: \"OTHER\", correlation_id: {:?}, \
+         causation_id: Some({:?}), depth: 2, payload: Other {{ text: \"x\" }} }}",
+        envelope.id(),
+        envelope.timestamp(),
+        envelope.correlation_id(),
+        envelope.causation_id().unwrap(),
+    );
+    assert_eq!(format!("{envelope:?}"), expected);
+    assert!(expected.contains("0190f1b2-3c4d-7e5f-8a9b-0c1d2e3f4a5b"));
+    assert!(expected.contains("c232ab00-9414-11ec-b3c8-9f6bdeced846"));
+
+    let root = Envelope::new(Other { text: "r".into() });
+    assert!(format!("{root:?}").contains("causation_id: None, depth: 0,"));
+}
+
+#[test]
+fn any_envelope_debug_shows_every_field_with_the_payload_as_json() {
+    let wire = other_wire();
+    let typed = Envelope::<Other>::from_json_value(wire.clone()).unwrap();
+    let expected = format!(
+        "AnyEnvelope {{ id: {:?}, timestamp: {:?}, event_type: \"OTHER\", correlation_id: {:?}, \
+         causation_id: Some({:?}), depth: 2, payload: \"{{\\\"text\\\":\\\"x\\\"}}\" }}",
+        typed.id(),
+        typed.timestamp(),
+        typed.correlation_id(),
+        typed.causation_id().unwrap(),
+    );
+    // The same text whether the payload is a typed value or JSON from the wire.
+    let from_typed = AnyEnvelope::from(typed);
+    let from_wire = AnyEnvelope::from_json_value(wire).unwrap();
+    assert_eq!(format!("{from_typed:?}"), expected);
+    assert_eq!(format!("{from_wire:?}"), expected);
+}
+
+/// An event whose payload cannot be written as JSON (a map with non-string keys).
+#[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
+struct Unwritable {
+    map: std::collections::HashMap<(u8, u8), u8>,
+}
+
+#[test]
+fn any_envelope_debug_says_when_the_payload_cannot_be_written() {
+    let envelope = AnyEnvelope::from(Envelope::new(Unwritable {
+        map: [((1, 2), 3)].into_iter().collect(),
+    }));
+    let text = format!("{envelope:?}");
+    assert!(
+        text.contains("event_type: \"Unwritable\"")
+            && text.contains("payload: \"<unserializable: event payload cannot be encoded as JSON"),
+        "{text}"
+    );
+    assert!(envelope.to_json().is_err());
+}

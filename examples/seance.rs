@@ -116,7 +116,7 @@ async fn main() -> Result<(), necrostack::Error> {
     let report = spine.run_until_idle().await?;
     println!(
         "séance over: {} events, {} handled, {} failed",
-        report.steps, report.handled, report.failed
+        report.steps, report.succeeded, report.failed
     );
     Ok(())
 }

@@ -164,8 +164,8 @@ struct Summary {
     audit: Arc<Audit>,
     transient: u64,
     permanent: u64,
-    retries: u64,
-    dead_letters: u64,
+    retries: usize,
+    dead_letters: usize,
 }
 
 /// Runs the flow in memory, or on Redis with `--redis`.
@@ -196,7 +196,7 @@ async fn run_on<B: Backend>(
     let failures: Arc<Mutex<Vec<Failure>>> = Arc::default();
     let failed_sends = Arc::clone(&failures);
     // Per request at most: request, verdict, 3 queued, 3 outcomes.
-    let max_steps = 8 * requests.len() as u64 + 100;
+    let max_steps = 8 * requests.len() + 100;
     let spine = Spine::builder()
         .backend(backend)
         .organ(organs::validate_request)

@@ -191,7 +191,7 @@ async fn run_on<B: Backend>(
     let settlement_failures = Arc::clone(&settlement.failures);
     // Each order yields at most 2 order events, 2 fills (every fill completes the
     // incoming or a resting order) and per fill 4 events (trade, settlement, 2 alerts).
-    let max_steps = 16 * orders.len() as u64 + 100;
+    let max_steps = 16 * orders.len() + 100;
     let retry = RetryPolicy::new(SETTLEMENT_TRIES)
         .backoff(Duration::from_millis(2), Duration::from_millis(50));
     let spine = Spine::builder()

@@ -16,9 +16,9 @@ pub struct Outcome<'a> {
     /// The most tries the retry policy allows.
     pub settlement_tries: u32,
     /// Events moved to the dead-letter store.
-    pub dead_lettered: u64,
+    pub dead_lettered: usize,
     /// Events the spine took from the backend.
-    pub steps: u64,
+    pub steps: usize,
 }
 
 impl Outcome<'_> {

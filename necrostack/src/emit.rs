@@ -4,9 +4,10 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::envelope::{Envelope, ErasedEnvelope, Meta};
+use crate::box_error::BoxError;
+use crate::envelope::{Envelope, ErasedEnvelope};
 use crate::event::Event;
-use crate::organ::OrganError;
+use crate::identity::Meta;
 
 /// Events of any types returned by one organ, in the order they will be enqueued.
 ///
@@ -315,12 +316,12 @@ tuple_into_emit!(A B C D F G H I);
 )]
 pub trait IntoOutcome {
     /// The events to emit, or the handler's error.
-    fn into_outcome(self) -> Result<Emit, OrganError>;
+    fn into_outcome(self) -> Result<Emit, BoxError>;
 }
 
 #[diagnostic::do_not_recommend]
 impl<T: IntoEmit> IntoOutcome for T {
-    fn into_outcome(self) -> Result<Emit, OrganError> {
+    fn into_outcome(self) -> Result<Emit, BoxError> {
         let mut out = Emit::new();
         self.into_emit(&mut out);
         Ok(out)
@@ -329,7 +330,7 @@ impl<T: IntoEmit> IntoOutcome for T {
 
 #[diagnostic::do_not_recommend]
 impl<T: IntoEmit, Err: std::error::Error + Send + Sync + 'static> IntoOutcome for Result<T, Err> {
-    fn into_outcome(self) -> Result<Emit, OrganError> {
+    fn into_outcome(self) -> Result<Emit, BoxError> {
         match self {
             Ok(value) => value.into_outcome(),
             Err(error) => Err(Box::new(error)),
@@ -348,12 +349,12 @@ impl<T: IntoEmit, Err: std::error::Error + Send + Sync + 'static> IntoOutcome fo
 )]
 pub trait ErrorType {
     /// Boxes the error.
-    fn into_organ_error(self) -> OrganError;
+    fn into_organ_error(self) -> BoxError;
 }
 
 #[diagnostic::do_not_recommend]
 impl<E: std::error::Error + Send + Sync + 'static> ErrorType for E {
-    fn into_organ_error(self) -> OrganError {
+    fn into_organ_error(self) -> BoxError {
         Box::new(self)
     }
 }

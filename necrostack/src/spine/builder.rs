@@ -9,42 +9,47 @@ use super::routing::RouteTableBuilder;
 use super::{Config, Inner, Spine, StopState};
 use crate::backend::memory::InMemoryBackend;
 use crate::backend::Backend;
+use crate::error::{BuildError, Error};
 use crate::event::Event;
 use crate::organ::Organ;
 use crate::policy::{Failure, FailurePolicy};
 
 /// The default bound on the steps of one run (see [`SpineBuilder::max_steps`]).
-pub const DEFAULT_MAX_STEPS: u64 = 10_000;
+pub const DEFAULT_MAX_STEPS: usize = 10_000;
 /// The default depth limit (see [`SpineBuilder::depth_limit`]).
 pub const DEFAULT_DEPTH_LIMIT: u32 = 10_000;
-
-/// The spine's configuration is invalid.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum BuildError {
-    /// Two Rust types registered in one spine have the same event name, so events of
-    /// that name could not be routed to the right one.
-    #[error("two event types are named {name:?}: `{first}` and `{second}`; give one of them another `#[event(name = \"...\")]`")]
-    DuplicateEventName {
-        /// The shared name.
-        name: &'static str,
-        /// The type registered first.
-        first: &'static str,
-        /// The type registered second.
-        second: &'static str,
-    },
-    /// `concurrency(0)` or `batch_size(0)`.
-    #[error("{setting} must be at least 1")]
-    Zero {
-        /// The setting.
-        setting: &'static str,
-    },
-}
 
 /// Builds a [`Spine`]: organs, backend and settings. Start with [`Spine::builder`].
 ///
 /// Every setting has a default chosen for a single process that runs a flow to
 /// completion; the ones a long-running worker may want to change say so.
+///
+/// ```
+/// use std::time::Duration;
+///
+/// use necrostack::{organ, Event, FailurePolicy, InMemoryBackend, RetryPolicy, Spine};
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
+/// struct Payment { account: u32, cents: i64 }
+///
+/// #[organ(listens_to = Payment)]
+/// async fn post(payment: &Payment) {
+///     let _ = payment.cents; // talk to the ledger service...
+/// }
+///
+/// let spine = Spine::builder()
+///     .organ(post)
+///     .backend(InMemoryBackend::bounded(10_000))
+///     .concurrency(32)                                   // posts wait on I/O
+///     .order_key(|payment: &Payment| payment.account)    // one account's payments in order
+///     .failure_policy(FailurePolicy::Retry(RetryPolicy::new(3)))
+///     .handler_timeout(Duration::from_secs(10))
+///     .on_failure(|failure| eprintln!("{} failed: {}", failure.organ, failure.error))
+///     .build()?;
+/// # let _ = spine;
+/// # Ok::<(), necrostack::Error>(())
+/// ```
 #[must_use = "a builder does nothing until `.build()`"]
 pub struct SpineBuilder<B = InMemoryBackend> {
     routes: RouteTableBuilder,
@@ -82,6 +87,22 @@ impl SpineBuilder<InMemoryBackend> {
 impl<B: Backend> SpineBuilder<B> {
     /// Registers an organ. An event goes to every organ that listens to its type, in the
     /// order they were registered.
+    ///
+    /// ```
+    /// # use necrostack::{organ, Event, Spine};
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
+    /// # struct Ping;
+    /// #[organ(listens_to = Ping)]
+    /// fn first(_: &Ping) {}
+    ///
+    /// #[organ(listens_to = Ping)]
+    /// fn second(_: &Ping) {} // runs after `first` for every Ping
+    ///
+    /// let spine = Spine::builder().organ(first).organ(second).build()?;
+    /// assert_eq!(spine.routed_event_types().collect::<Vec<_>>(), ["Ping"]);
+    /// # Ok::<(), necrostack::Error>(())
+    /// ```
     pub fn organ<O: Organ>(mut self, organ: O) -> Self {
         self.routes.add_organ(organ, None);
         self
@@ -120,6 +141,14 @@ impl<B: Backend> SpineBuilder<B> {
     }
 
     /// Sets the backend (default: a new [`InMemoryBackend`]).
+    ///
+    /// ```
+    /// use necrostack::{InMemoryBackend, Spine};
+    ///
+    /// let spine = Spine::builder().backend(InMemoryBackend::bounded(1_000)).build()?;
+    /// assert!(spine.backend().is_empty());
+    /// # Ok::<(), necrostack::Error>(())
+    /// ```
     pub fn backend<B2: Backend>(self, backend: B2) -> SpineBuilder<B2> {
         SpineBuilder {
             routes: self.routes,
@@ -129,21 +158,71 @@ impl<B: Backend> SpineBuilder<B> {
         }
     }
 
-    /// The most events one run may take from the backend (default 10 000). Taking one
-    /// more fails the run with [`Error::MaxStepsExceeded`](crate::Error::MaxStepsExceeded)
-    /// and gives that event back to the backend.
+    /// The most events one run may take from the backend. Taking one more fails the run
+    /// with [`Error::MaxStepsExceeded`] and gives that event back to the backend.
     ///
-    /// The default bounds [`run_until_idle`](Spine::run_until_idle), which is meant to
-    /// finish. [`run`](Spine::run), meant to serve for weeks, is bounded only when this is
-    /// set explicitly; loops there are caught by the [depth limit](Self::depth_limit).
-    pub fn max_steps(mut self, max_steps: u64) -> Self {
+    /// **Calling this also bounds [`run`](Spine::run)**, even with the default value.
+    /// Without it, [`run_until_idle`](Spine::run_until_idle) (meant to finish) is bounded
+    /// by [`DEFAULT_MAX_STEPS`] (10 000) and `run` (meant to serve for weeks) is not
+    /// bounded at all: loops there are caught by the [depth limit](Self::depth_limit). So
+    /// a long-running worker should not call `.max_steps(..)`.
+    ///
+    /// ```
+    /// use necrostack::{organ, Error, Event, Spine};
+    /// use serde::{Deserialize, Serialize};
+    ///
+    /// #[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
+    /// struct Echo;
+    ///
+    /// #[organ(listens_to = Echo)]
+    /// fn echo(_: &Echo) -> Echo {
+    ///     Echo // forever
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Error> {
+    /// let spine = Spine::builder().organ(echo).max_steps(5).build()?;
+    /// spine.emit(Echo).await?;
+    /// // `run` would serve forever; the explicit bound ends it after 5 events.
+    /// let error = spine.run().await.unwrap_err();
+    /// assert!(matches!(error, Error::MaxStepsExceeded { max_steps: 5 }));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn max_steps(mut self, max_steps: usize) -> Self {
         self.config.max_steps = max_steps;
         self.config.max_steps_explicit = true;
         self
     }
 
     /// The most hops an event may be from its root event before it is dead-lettered as a
-    /// probable loop (default 10 000). `None` switches the check off.
+    /// probable loop (default 10 000). `None` switches the check off. Unlike
+    /// [`max_steps`](Self::max_steps), it stops one runaway chain without ending the run,
+    /// which is what a long-running worker wants.
+    ///
+    /// ```
+    /// # use necrostack::{organ, Event, Spine};
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
+    /// # struct Ping;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), necrostack::Error> {
+    /// use necrostack::DeadLetterReason;
+    ///
+    /// #[organ(listens_to = Ping)]
+    /// fn echo(_: &Ping) -> Ping {
+    ///     Ping // a loop
+    /// }
+    ///
+    /// let spine = Spine::builder().organ(echo).depth_limit(3).build()?;
+    /// spine.emit(Ping).await?;
+    /// let report = spine.run_until_idle().await?;
+    /// assert_eq!((report.steps, report.dead_lettered), (5, 1)); // depths 0..=3 ran; 4 did not
+    /// let reason = &spine.backend().dead_letters()[0].reason;
+    /// assert_eq!(reason, &DeadLetterReason::ProbableLoop { depth: 4, limit: 3 });
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn depth_limit(mut self, limit: impl Into<Option<u32>>) -> Self {
         self.dispatch.depth_limit = limit.into();
         self
@@ -151,7 +230,16 @@ impl<B: Backend> SpineBuilder<B> {
 
     /// How many events may be handled at once (default 1: strict FIFO). The organs of one
     /// event still run one after another, in registration order. Raise it when organs
-    /// wait on I/O.
+    /// wait on I/O. 0 is a [`BuildError`].
+    ///
+    /// ```
+    /// use necrostack::Spine;
+    ///
+    /// let spine = Spine::builder().concurrency(64).build()?;
+    /// assert!(Spine::builder().concurrency(0).build().is_err());
+    /// # let _ = spine;
+    /// # Ok::<(), necrostack::Error>(())
+    /// ```
     pub fn concurrency(mut self, events_in_flight: usize) -> Self {
         self.config.concurrency = events_in_flight;
         self
@@ -159,7 +247,22 @@ impl<B: Backend> SpineBuilder<B> {
 
     /// Keeps events of type `E` with the same key in order when
     /// [`concurrency`](Self::concurrency) is above 1: an event waits while another with
-    /// its key is in flight. Keys are compared by hash.
+    /// its key is in flight. Keys are compared by hash. Events of other types, and all
+    /// events when concurrency is 1, are not affected.
+    ///
+    /// ```
+    /// # use necrostack::{Event, Spine};
+    /// # use serde::{Deserialize, Serialize};
+    /// #[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
+    /// struct Withdrawal { account: String, cents: u64 }
+    ///
+    /// let spine = Spine::builder()
+    ///     .concurrency(16)
+    ///     .order_key(|w: &Withdrawal| w.account.clone()) // one account's withdrawals in order
+    ///     .build()?;
+    /// # let _ = spine;
+    /// # Ok::<(), necrostack::Error>(())
+    /// ```
     pub fn order_key<E: Event, K: Hash>(
         mut self,
         key: impl Fn(&E) -> K + Send + Sync + 'static,
@@ -169,7 +272,16 @@ impl<B: Backend> SpineBuilder<B> {
     }
 
     /// How many events to take from the backend in one pull (default 64). Larger batches
-    /// mean fewer round trips to a remote backend.
+    /// mean fewer round trips to a remote backend. 0 is a [`BuildError`].
+    ///
+    /// ```
+    /// use necrostack::Spine;
+    ///
+    /// // On Redis, many events in flight share round trips.
+    /// let spine = Spine::builder().concurrency(256).batch_size(256).build()?;
+    /// # let _ = spine;
+    /// # Ok::<(), necrostack::Error>(())
+    /// ```
     pub fn batch_size(mut self, events: usize) -> Self {
         self.config.batch_size = events;
         self
@@ -183,6 +295,16 @@ impl<B: Backend> SpineBuilder<B> {
     /// backend it is *not* delivered again. Choose [`FailurePolicy::Retry`] (retries,
     /// then a dead letter) or [`FailurePolicy::DeadLetter`] when a failed event must not
     /// be lost.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use necrostack::{FailurePolicy, RetryPolicy, Spine};
+    ///
+    /// let retry = RetryPolicy::new(5).backoff(Duration::from_millis(100), Duration::from_secs(10));
+    /// let spine = Spine::builder().failure_policy(FailurePolicy::Retry(retry)).build()?;
+    /// # let _ = spine;
+    /// # Ok::<(), necrostack::Error>(())
+    /// ```
     pub fn failure_policy(mut self, policy: FailurePolicy) -> Self {
         self.dispatch.policy = policy;
         self
@@ -190,13 +312,71 @@ impl<B: Backend> SpineBuilder<B> {
 
     /// The longest an async handler may take before it counts as failed (default: no
     /// limit). A sync handler cannot be interrupted and is not timed.
+    ///
+    /// ```
+    /// # use necrostack::{organ, Event, Spine};
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
+    /// # struct Ping;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), necrostack::Error> {
+    /// use std::time::Duration;
+    ///
+    /// #[organ(listens_to = Ping)]
+    /// async fn stuck(_: &Ping) {
+    ///     tokio::time::sleep(Duration::from_secs(3600)).await;
+    /// }
+    ///
+    /// let spine = Spine::builder()
+    ///     .organ(stuck)
+    ///     .handler_timeout(Duration::from_millis(10))
+    ///     .build()?;
+    /// spine.emit(Ping).await?;
+    /// let report = spine.run_until_idle().await?;
+    /// assert_eq!(report.failed, 1);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn handler_timeout(mut self, timeout: Duration) -> Self {
         self.dispatch.handler_timeout = Some(timeout);
         self
     }
 
     /// Called once for every failed handling that will not be retried (the last
-    /// attempt), e.g. for metrics.
+    /// attempt), e.g. for metrics. It runs on the spine's task: keep it short and do not
+    /// block.
+    ///
+    /// ```
+    /// # use necrostack::{organ, Event, Spine};
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
+    /// # struct Ping;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), necrostack::Error> {
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use std::sync::Arc;
+    /// use necrostack::FailureKind;
+    ///
+    /// #[organ(listens_to = Ping)]
+    /// fn refuse(_: &Ping) -> Result<(), std::io::Error> {
+    ///     Err(std::io::Error::other("no"))
+    /// }
+    ///
+    /// let failures = Arc::new(AtomicUsize::new(0));
+    /// let counted = Arc::clone(&failures);
+    /// let spine = Spine::builder()
+    ///     .organ(refuse)
+    ///     .on_failure(move |failure| {
+    ///         assert_eq!((failure.organ, failure.kind), ("refuse", FailureKind::Error));
+    ///         counted.fetch_add(1, Ordering::Relaxed);
+    ///     })
+    ///     .build()?;
+    /// spine.emit_all([Ping, Ping]).await?;
+    /// spine.run_until_idle().await?;
+    /// assert_eq!(failures.load(Ordering::Relaxed), 2);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn on_failure(mut self, hook: impl Fn(&Failure) + Send + Sync + 'static) -> Self {
         self.dispatch.on_failure = Some(Arc::new(hook));
         self
@@ -204,6 +384,18 @@ impl<B: Backend> SpineBuilder<B> {
 
     /// Makes [`run`](Spine::run) stop on Ctrl-C and SIGTERM, as a stop handle would
     /// (default: off, so that a library never takes over a program's signals).
+    ///
+    /// ```no_run
+    /// # #[tokio::main]
+    /// # async fn main() -> Result<(), necrostack::Error> {
+    /// use necrostack::Spine;
+    ///
+    /// let spine = Spine::builder().stop_on_signals(true).build()?;
+    /// let report = spine.run().await?; // until Ctrl-C or SIGTERM, then drains
+    /// println!("handled {} events", report.steps);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn stop_on_signals(mut self, enabled: bool) -> Self {
         self.config.stop_on_signals = enabled;
         self
@@ -211,13 +403,33 @@ impl<B: Backend> SpineBuilder<B> {
 
     /// How long one pull waits for events while [`run`](Spine::run) is idle (default
     /// 1 s). Stopping does not wait for it.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use necrostack::Spine;
+    ///
+    /// let spine = Spine::builder().poll_interval(Duration::from_millis(200)).build()?;
+    /// # let _ = spine;
+    /// # Ok::<(), necrostack::Error>(())
+    /// ```
     pub fn poll_interval(mut self, interval: Duration) -> Self {
         self.config.poll_interval = interval;
         self
     }
 
-    /// Checks the configuration and builds the routing table.
-    pub fn build(self) -> Result<Spine<B>, crate::Error> {
+    /// Checks the configuration and builds the routing table. Fails with a
+    /// [`BuildError`] when two organs listen to different types with one event name, or
+    /// when [`concurrency`](Self::concurrency) or [`batch_size`](Self::batch_size) is 0.
+    ///
+    /// ```
+    /// use necrostack::error::{BuildError, Error};
+    /// use necrostack::Spine;
+    ///
+    /// let error = Spine::builder().batch_size(0).build().unwrap_err();
+    /// assert!(matches!(error, Error::Build(BuildError::Zero { setting: "batch_size" })));
+    /// # Ok::<(), necrostack::Error>(())
+    /// ```
+    pub fn build(self) -> Result<Spine<B>, Error> {
         if let Some(error) = self.routes.errors.first() {
             return Err(error.clone().into());
         }

@@ -14,8 +14,10 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use uuid::Uuid;
 
+/// Re-exported from [`crate::error`], where every error type lives.
+pub use crate::error::BuildError;
 pub use crate::policy::{Failure, FailureKind, FailurePolicy, RetryPolicy};
-pub use builder::{BuildError, SpineBuilder, DEFAULT_DEPTH_LIMIT, DEFAULT_MAX_STEPS};
+pub use builder::{SpineBuilder, DEFAULT_DEPTH_LIMIT, DEFAULT_MAX_STEPS};
 pub use report::RunReport;
 
 pub(crate) use dispatch::due_after;
@@ -80,7 +82,7 @@ struct Inner<B> {
 
 #[derive(Debug)]
 struct Config {
-    max_steps: u64,
+    max_steps: usize,
     max_steps_explicit: bool,
     concurrency: usize,
     batch_size: usize,
@@ -157,7 +159,7 @@ impl<B: Backend> Spine<B> {
     /// # }
     /// ```
     pub async fn emit_after<E: Event>(&self, delay: Duration, event: E) -> Result<Uuid, Error> {
-        let due = dispatch::due_after(chrono::Utc::now(), delay);
+        let due = due_after(chrono::Utc::now(), delay);
         self.emit_at(due, event).await
     }
 
@@ -180,8 +182,8 @@ impl<B: Backend> Spine<B> {
 
     /// Handles events until the backend has nothing left and nothing is in flight, then
     /// returns what this run did. Events scheduled for later (retries, `emit_after`) count
-    /// as left: the run waits for them. Fails with
-    /// [`Error::MaxStepsExceeded`] after [`max_steps`](SpineBuilder::max_steps) events.
+    /// as left: the run waits for them. Fails with [`Error::MaxStepsExceeded`] after
+    /// [`max_steps`](SpineBuilder::max_steps) events (default 10 000).
     pub async fn run_until_idle(&self) -> Result<RunReport, Error> {
         self.drive(run_loop::Mode::UntilIdle).await
     }
@@ -189,6 +191,10 @@ impl<B: Backend> Spine<B> {
     /// Handles events until stopped by a [`StopHandle`] (or Ctrl-C/SIGTERM with
     /// [`stop_on_signals`](SpineBuilder::stop_on_signals)), then stops pulling, finishes
     /// the events in flight, gives back the ones pulled but not started, and returns.
+    ///
+    /// Not bounded by a step count unless [`max_steps`](SpineBuilder::max_steps) was
+    /// called on the builder: then it fails with [`Error::MaxStepsExceeded`] like
+    /// [`run_until_idle`](Spine::run_until_idle).
     pub async fn run(&self) -> Result<RunReport, Error> {
         self.drive(run_loop::Mode::Serve).await
     }

@@ -7,7 +7,14 @@
 //! The input is sales data with the header `date,region,product,units,unit_price`
 //! (columns may come in any order; extra columns are carried along and ignored).
 //!
+//! Units and prices are summed exactly: units as whole numbers up to 18446744073709551615
+//! (`u64`), prices as decimals with up to four places, totals in 128-bit integers; a row
+//! whose numbers do not fit is reported with the reason, never wrapped or rounded away.
+//! The CSV is read by the `csv` crate (RFC 4180 quoting, a UTF-8 byte order mark
+//! accepted); a broken file is an error naming its line.
+//!
 //! ```text
+//! cargo run --example etl -- --help                # the options
 //! cargo run --example etl                          # a small built-in CSV
 //! cargo run --example etl -- --file sales.csv      # your own CSV
 //! NECROSTACK_LOG=json cargo run --example etl      # logs as JSON lines on stderr
@@ -17,15 +24,15 @@
 //! async function that sees the envelope, a sync function that may fail (`Result`), and a
 //! stateful `impl` block.
 
-#[path = "support/csv.rs"]
-mod csv;
 #[path = "support/logs.rs"]
 mod logs;
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex, PoisonError};
 
+use clap::Parser;
 use necrostack::{organ, Envelope, Event, Spine};
 use serde::{Deserialize, Serialize};
 
@@ -46,6 +53,23 @@ date,region,product,units,unit_price
 
 /// The columns the transform needs.
 const REQUIRED: [&str; 5] = ["date", "region", "product", "units", "unit_price"];
+/// The largest file read: the whole text travels in one event.
+const MAX_FILE_BYTES: u64 = 64 << 20;
+/// The highest unit price, and its decimal places.
+const MAX_PRICE: u128 = 1_000_000_000_000;
+const PRICE_PLACES: u32 = 4;
+const PRICE_SCALE: u128 = 10u128.pow(PRICE_PLACES);
+
+/// A small ETL pipeline: load a sales CSV, clean it, type and aggregate it per region,
+/// print a summary.
+#[derive(Debug, Parser)]
+#[command(name = "etl", version)]
+struct Args {
+    /// Read sales from PATH, a CSV with the header date,region,product,units,unit_price
+    /// (any order, extra columns ignored; at most 64 MiB) [default: a built-in sample]
+    #[arg(long, value_name = "PATH")]
+    file: Option<PathBuf>,
+}
 
 #[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
 #[event(name = "ETL_START")]
@@ -85,32 +109,97 @@ struct DataTransformed {
     /// Rows whose numbers did not parse, with the reason.
     invalid: Vec<String>,
     regions: Vec<RegionTotal>,
-    total_units: u64,
-    total_revenue: f64,
+    total: Totals,
+}
+
+/// Units, and revenue in ten-thousandths: exact whole numbers.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Default)]
+struct Totals {
+    units: u128,
+    revenue: u128,
+}
+
+impl Totals {
+    /// These totals with one more row, or `None` if they would not fit.
+    fn plus(self, units: u128, revenue: u128) -> Option<Totals> {
+        Some(Totals {
+            units: self.units.checked_add(units)?,
+            revenue: self.revenue.checked_add(revenue)?,
+        })
+    }
 }
 
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 struct RegionTotal {
     region: String,
-    units: u64,
-    revenue: f64,
+    total: Totals,
 }
 
-/// A sync organ: splits the text into a header and rows of cells.
+/// The text is not a CSV file the loader can read.
+#[derive(Debug, thiserror::Error)]
+enum LoadError {
+    #[error("{0} is empty: it needs the header line {REQUIRED:?}")]
+    Empty(String),
+    #[error("{input}: line {line}: {message}")]
+    Csv {
+        input: String,
+        line: u64,
+        message: String,
+    },
+    #[error(
+        "{input}: line {line}: a quoted cell is not closed: its quote runs to the end of the file"
+    )]
+    Unterminated { input: String, line: u64 },
+}
+
+/// A sync organ that may fail: reads the text as CSV into a header and rows of cells.
 #[organ(listens_to = EtlStart)]
-fn load(start: &EtlStart) -> RawDataLoaded {
-    let mut lines = (1..)
-        .zip(start.csv.lines())
-        .filter(|(_, line)| !line.trim().is_empty());
-    let header = lines
-        .next()
-        .map(|(_, line)| csv::split_line(line))
-        .unwrap_or_default();
-    RawDataLoaded {
+fn load(start: &EtlStart) -> Result<RawDataLoaded, LoadError> {
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(true)
+        .from_reader(start.csv.as_bytes());
+    let failed = |error: csv::Error| LoadError::Csv {
+        input: start.source.clone(),
+        line: error.position().map_or(1, csv::Position::line),
+        message: error.to_string(),
+    };
+    let header: Vec<String> = reader
+        .headers()
+        .map_err(failed)?
+        .iter()
+        .map(str::to_owned)
+        .collect();
+    if header.iter().all(|h| h.trim().is_empty()) {
+        return Err(LoadError::Empty(start.source.clone()));
+    }
+    let mut rows = Vec::new();
+    let mut last = None;
+    for record in reader.records() {
+        let record = record.map_err(failed)?;
+        let (byte, line) = record.position().map_or((0, 0), |p| (p.byte(), p.line()));
+        last = Some((byte, line));
+        rows.push((line as usize, record.iter().map(str::to_owned).collect()));
+    }
+    // The `csv` crate reads a quote left open to the end of the text without complaint:
+    // an odd number of quotes from the last record on means one is open.
+    if let Some((byte, line)) = last {
+        let rest = start
+            .csv
+            .as_bytes()
+            .get(byte as usize..)
+            .unwrap_or_default();
+        if rest.iter().filter(|&&b| b == b'"').count() % 2 == 1 {
+            return Err(LoadError::Unterminated {
+                input: start.source.clone(),
+                line,
+            });
+        }
+    }
+    Ok(RawDataLoaded {
         source: start.source.clone(),
         header,
-        rows: lines.map(|(n, line)| (n, csv::split_line(line))).collect(),
-    }
+        rows,
+    })
 }
 
 /// An async organ that sees the envelope: trims every cell and drops rows with a
@@ -158,41 +247,70 @@ fn transform(data: &DataCleaned) -> Result<DataTransformed, TransformError> {
             .ok_or(TransformError::MissingColumn(name))?;
     }
     let [_date, region, _product, units, price] = index;
-    let mut totals: BTreeMap<String, (u64, f64)> = BTreeMap::new();
+    let mut totals: BTreeMap<String, Totals> = BTreeMap::new();
+    let mut total = Totals::default();
     let mut invalid = Vec::new();
     let mut rows = 0;
     for (line, row) in &data.rows {
-        let parsed = (row[units].parse::<u64>(), row[price].parse::<f64>());
-        match parsed {
-            (Ok(u), Ok(p)) if p.is_finite() && p >= 0.0 => {
-                let entry = totals.entry(row[region].clone()).or_default();
-                entry.0 += u;
-                entry.1 += u as f64 * p;
-                rows += 1;
-            }
-            _ => invalid.push(format!(
-                "line {line}: units {:?} / unit_price {:?} are not a count and a price",
-                row[units], row[price]
-            )),
-        }
+        let (units, price) = (&row[units], &row[price]);
+        let (Ok(count), Some(price_scaled)) = (units.parse::<u64>(), parse_price(price)) else {
+            invalid.push(format!(
+                "line {line}: units {units:?} / unit_price {price:?} are not a count and a price"
+            ));
+            continue;
+        };
+        let count = u128::from(count);
+        let region_total = totals.get(&row[region]).copied().unwrap_or_default();
+        let sums = count.checked_mul(price_scaled).and_then(|revenue| {
+            Some((
+                region_total.plus(count, revenue)?,
+                total.plus(count, revenue)?,
+            ))
+        });
+        let Some((region_sum, sum)) = sums else {
+            invalid.push(format!(
+                "line {line}: units {units:?} × unit_price {price:?} would take the totals past what 128 bits hold"
+            ));
+            continue;
+        };
+        totals.insert(row[region].clone(), region_sum);
+        total = sum;
+        rows += 1;
     }
-    let regions: Vec<RegionTotal> = totals
-        .into_iter()
-        .map(|(region, (units, revenue))| RegionTotal {
-            region,
-            units,
-            revenue,
-        })
-        .collect();
     Ok(DataTransformed {
         source: data.source.clone(),
         rows,
         dropped: data.dropped,
         invalid,
-        total_units: regions.iter().map(|r| r.units).sum(),
-        total_revenue: regions.iter().map(|r| r.revenue).sum(),
-        regions,
+        regions: totals
+            .into_iter()
+            .map(|(region, total)| RegionTotal { region, total })
+            .collect(),
+        total,
     })
+}
+
+/// A price such as `2.5` or `99.90` in ten-thousandths, if it is a plain decimal with at
+/// most four places and at most [`MAX_PRICE`].
+fn parse_price(text: &str) -> Option<u128> {
+    let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
+    let digits = |part: &str| part.bytes().all(|b| b.is_ascii_digit());
+    if whole.is_empty()
+        || !digits(whole)
+        || !digits(fraction)
+        || fraction.len() > PRICE_PLACES as usize
+    {
+        return None;
+    }
+    let whole: u128 = whole.parse().ok().filter(|w| *w <= MAX_PRICE)?;
+    let fraction: u128 = format!("{fraction:0<4}").parse().ok()?;
+    Some(whole * PRICE_SCALE + fraction)
+}
+
+/// Ten-thousandths as money with two places, rounded half up: 1234550 → "123.46".
+fn money(scaled: u128) -> String {
+    let cents = scaled / 100 + u128::from(scaled % 100 >= 50);
+    format!("{}.{:02}", cents / 100, cents % 100)
 }
 
 /// A stateful async organ: prints the summary and keeps it for `main`.
@@ -217,48 +335,64 @@ impl Reporter {
         println!("  rows transformed: {}", data.rows);
         for region in &data.regions {
             println!(
-                "  region {:<10} units {:>6}  revenue {:>10.2}",
-                region.region, region.units, region.revenue
+                "  region {:<10} units {:>6}  revenue {:>10}",
+                region.region,
+                region.total.units,
+                money(region.total.revenue)
             );
         }
         println!(
-            "  total            units {:>6}  revenue {:>10.2}",
-            data.total_units, data.total_revenue
+            "  total            units {:>6}  revenue {:>10}",
+            data.total.units,
+            money(data.total.revenue)
         );
         *self.last.lock().unwrap_or_else(PoisonError::into_inner) = Some(data.clone());
     }
 }
 
-/// Reads `--file PATH` (or nothing) from the command line.
-fn input() -> Result<EtlStart, String> {
-    let mut args = std::env::args().skip(1);
-    let mut file = None;
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--file" => file = Some(args.next().ok_or("--file needs a path")?),
-            "-h" | "--help" => {
-                return Err("usage: etl [--file PATH]   (a CSV with the header date,region,product,units,unit_price)".into())
-            }
-            other => return Err(format!("unknown argument {other:?}; usage: etl [--file PATH]")),
-        }
-    }
-    match file {
-        None => Ok(EtlStart {
+/// The input cannot be read as text.
+#[derive(Debug, thiserror::Error)]
+enum InputError {
+    #[error("cannot read {0}: {1}")]
+    Read(String, std::io::Error),
+    #[error("{0} is a directory, not a file")]
+    Directory(String),
+    #[error("{0} is larger than {MAX_FILE_BYTES} bytes, the most this example reads")]
+    TooLarge(String),
+    #[error("{0}: line {1} is not UTF-8 text (is this a CSV file?)")]
+    NotText(String, usize),
+}
+
+/// The ETL_START for `--file PATH`, or for the built-in sample.
+fn input(args: &Args) -> Result<EtlStart, InputError> {
+    let Some(path) = &args.file else {
+        return Ok(EtlStart {
             source: "built-in sample".into(),
             csv: BUILT_IN_CSV.into(),
-        }),
-        Some(path) => {
-            let csv =
-                std::fs::read_to_string(&path).map_err(|e| format!("cannot read {path}: {e}"))?;
-            Ok(EtlStart { source: path, csv })
-        }
+        });
+    };
+    let source = path.display().to_string();
+    let read = |e| InputError::Read(source.clone(), e);
+    if path.is_dir() {
+        return Err(InputError::Directory(source));
     }
+    if std::fs::metadata(path).map_err(read)?.len() > MAX_FILE_BYTES {
+        return Err(InputError::TooLarge(source));
+    }
+    let bytes = std::fs::read(path).map_err(read)?;
+    let csv = String::from_utf8(bytes).map_err(|e| {
+        let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+        let line = 1 + valid.iter().filter(|&&b| b == b'\n').count();
+        InputError::NotText(source.clone(), line)
+    })?;
+    Ok(EtlStart { source, csv })
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     logs::init();
-    let start = match input() {
+    let args = Args::parse();
+    let start = match input(&args) {
         Ok(start) => start,
         Err(message) => {
             eprintln!("etl: {message}");

@@ -80,5 +80,5 @@ fn unreadable_file_and_bad_arguments_are_usage_errors() {
 
     let output = run_example("etl", &["--bogus"]);
     assert_eq!(output.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&output.stderr).contains("unknown argument \"--bogus\""));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("unexpected argument '--bogus'"));
 }

@@ -238,11 +238,11 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         "stream {}: {} entries, {} pending, {} dead letters, ping {:?}",
         stream, health.stream_length, health.pending, health.dead_letters, health.ping
     );
+    producer_backend.close().await?;
     if args.stream.is_none() && !args.keep {
         delete_streams(&args.url, &producer_backend).await?;
         println!("stream {stream} and its dead letters deleted (--keep leaves them)");
     }
-    producer_backend.close().await?;
     Ok(())
 }
 

@@ -626,3 +626,37 @@ fn latency_zero_does_not_sleep() {
         "{trades} trades took {took:?}"
     );
 }
+
+#[test]
+fn a_long_run_shows_no_progress_when_stderr_is_not_a_terminal() {
+    // About three seconds of work: long enough for the bar, were stderr a terminal.
+    let started = Instant::now();
+    let output = run_example(
+        "trading_orderbook",
+        &[
+            "--stress",
+            "--orders",
+            "100000",
+            "--latency-ms",
+            "0",
+            "--settlement-failure-rate",
+            "0",
+            "--json",
+        ],
+    );
+    let stdout = stdout_of_success(&output);
+    let err = stderr(&output);
+    assert!(
+        !err.contains('\r') && !err.contains("orders,"),
+        "no bar in a pipe: {err}"
+    );
+    let mut objects = serde_json::Deserializer::from_str(&stdout).into_iter::<Value>();
+    assert!(objects
+        .next()
+        .is_some_and(|o| o.is_ok_and(|o| o.is_object())));
+    assert!(
+        objects.next().is_none(),
+        "exactly one JSON object on stdout"
+    );
+    eprintln!("the run took {:?}", started.elapsed());
+}

@@ -23,15 +23,14 @@ impl Progress {
     pub fn new(quiet: bool, total: Option<u64>, unit: &'static str) -> Self {
         let bar = ProgressBar::with_draw_target(total, ProgressDrawTarget::hidden());
         let template = match (total.is_some(), unit) {
-            (true, "bytes") => {
-                "{elapsed} [{bar:30}] {bytes}/{total_bytes} ({bytes_per_sec}, {eta} left) {msg}"
-            }
-            (true, _) => "{elapsed} [{bar:30}] {pos}/{len} ({per_sec}, {eta} left) {msg}",
-            (false, _) => "{elapsed} {pos} ({per_sec}) {msg}",
+            (true, "bytes") => "{elapsed} [{bar:20}] {bytes}/{total_bytes} read, {eta} left; {msg}",
+            (true, _) => "{elapsed} [{bar:20}] {human_pos}/{human_len} {prefix}, {eta} left; {msg}",
+            (false, _) => "{elapsed} {human_pos} {prefix}; {msg}",
         };
         if let Ok(style) = ProgressStyle::with_template(template) {
             bar.set_style(style.progress_chars("=> "));
         }
+        bar.set_prefix(unit);
         if !quiet && std::io::stderr().is_terminal() {
             let later = bar.clone();
             tokio::spawn(async move {

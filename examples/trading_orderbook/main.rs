@@ -191,14 +191,19 @@ async fn submit<B: Backend>(
     spine: Spine<B>,
     orders: Orders,
     progress: Arc<Progress>,
+    trail: Arc<Mutex<AuditTrail>>,
 ) -> Result<(), RunError> {
+    let handled = || {
+        let trail = trail.lock().unwrap_or_else(PoisonError::into_inner);
+        format!("{} events handled", trail.counts.values().sum::<u64>())
+    };
     let mut batch = Vec::with_capacity(BATCH);
     match orders {
         Orders::Generated { count, seed } => {
             for order in input::generate(count, seed) {
                 batch.push(order);
                 if batch.len() == BATCH {
-                    progress.set(batch[BATCH - 1].seq, String::new);
+                    progress.set(batch[BATCH - 1].seq, handled);
                     spine.emit_all(batch.drain(..)).await?;
                 }
             }
@@ -210,7 +215,7 @@ async fn submit<B: Backend>(
                 batch.push(input::order(seq, &entry?));
                 if batch.len() == BATCH {
                     let read = feed.bytes_read.load(Ordering::Relaxed);
-                    progress.set(read, || format!("{seq} orders"));
+                    progress.set(read, || format!("{seq} orders, {}", handled()));
                     spine.emit_all(batch.drain(..)).await?;
                 }
             }
@@ -263,7 +268,12 @@ async fn run_on<B: Backend>(backend: B, args: &Args) -> Result<(), RunError> {
     };
     let unit = if args.stress { "orders" } else { "bytes" };
     let progress = Arc::new(Progress::new(args.quiet, total, unit));
-    let submitting = submit(spine.clone(), orders, Arc::clone(&progress));
+    let submitting = submit(
+        spine.clone(),
+        orders,
+        Arc::clone(&progress),
+        Arc::clone(&trail),
+    );
     let (run, submitted) = feed::run_while_producing(&spine, submitting).await?;
     progress.finish();
     submitted?;

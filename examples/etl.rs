@@ -28,6 +28,7 @@
 mod logs;
 
 use std::collections::BTreeMap;
+use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -376,10 +377,14 @@ fn input(args: &Args) -> Result<EtlStart, InputError> {
     if path.is_dir() {
         return Err(InputError::Directory(source));
     }
-    if std::fs::metadata(path).map_err(read)?.len() > MAX_FILE_BYTES {
+    // Read at most one byte past the limit: a device such as /dev/zero has no length.
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|file| file.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes))
+        .map_err(read)?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
         return Err(InputError::TooLarge(source));
     }
-    let bytes = std::fs::read(path).map_err(read)?;
     let csv = String::from_utf8(bytes).map_err(|e| {
         let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
         let line = 1 + valid.iter().filter(|&&b| b == b'\n').count();

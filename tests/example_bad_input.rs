@@ -660,3 +660,23 @@ fn a_long_run_shows_no_progress_when_stderr_is_not_a_terminal() {
     );
     eprintln!("the run took {:?}", started.elapsed());
 }
+
+#[test]
+fn an_endless_device_as_file_is_refused() {
+    let zero = Path::new("/dev/zero");
+    if !zero.exists() {
+        return;
+    }
+    for example in ["trading_orderbook", "notification_pipeline"] {
+        fails_with(
+            &run_example_os(example, &file_arg(zero)),
+            2,
+            "line 1 is longer than 1048576 bytes",
+        );
+    }
+    fails_with(
+        &run_example_os("etl", &file_arg(zero)),
+        2,
+        "is larger than 67108864 bytes",
+    );
+}

@@ -444,6 +444,12 @@ fn windows_line_endings_and_a_byte_order_mark_read_like_plain_csv() {
     let crlf = format!("\u{feff}{}", sample.replace('\n', "\r\n"));
     let path = scratch.file("windows.csv", crlf);
     assert_eq!(orderbook_json(&file_arg(&path)), sample_json());
+    let json = std::fs::read_to_string(data_file("orderbook_sample.json")).unwrap();
+    let path = scratch.file(
+        "windows.json",
+        format!("\u{feff}{}", json.replace('\n', "\r\n")),
+    );
+    assert_eq!(orderbook_json(&file_arg(&path)), sample_json());
 
     let sales = std::fs::read_to_string(data_file("etl_sales.csv")).unwrap();
     let path = scratch.file(

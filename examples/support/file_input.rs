@@ -28,6 +28,9 @@ pub type Entry = Map<String, Value>;
 /// The longest CSV line accepted, in bytes (a longer one is not a hand-made order).
 pub const MAX_LINE: usize = 1 << 20;
 
+/// The UTF-8 byte order mark.
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
 /// Entries read ahead of the program: the channel between the reading thread and it.
 const READ_AHEAD: usize = 256;
 
@@ -207,7 +210,7 @@ fn is_json(source: &Source, reader: &mut impl BufRead) -> std::io::Result<bool> 
         _ => {}
     }
     let start = reader.fill_buf()?;
-    let start = start.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(start);
+    let start = start.strip_prefix(BOM).unwrap_or(start);
     Ok(start.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{'))
 }
 
@@ -233,12 +236,13 @@ fn read_json(
     shape: Shape,
     out: &Out,
 ) -> Result<(), InputError> {
-    if reader
-        .fill_buf()
-        .map_err(|e| read_error(path, e))?
-        .is_empty()
-    {
+    let start = reader.fill_buf().map_err(|e| read_error(path, e))?;
+    if start.is_empty() {
         return Err(empty(path, shape));
+    }
+    // A byte order mark is no part of JSON, but editors on Windows write one.
+    if start.starts_with(BOM) {
+        reader.consume(BOM.len());
     }
     let mut json = serde_json::Deserializer::from_reader(reader);
     let found = de::Deserializer::deserialize_map(&mut json, TopLevel { shape, out })

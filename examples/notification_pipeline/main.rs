@@ -177,6 +177,7 @@ async fn submit<B: Backend>(
     (count, seed): (u64, u64),
     ids: Ids,
     progress: Arc<Progress>,
+    audit: Arc<Audit>,
 ) -> Result<(), RunError> {
     let emit = |request: NotificationRequested| {
         let (spine, ids) = (spine.clone(), Arc::clone(&ids));
@@ -191,7 +192,7 @@ async fn submit<B: Backend>(
     };
     let Some(mut feed) = feed else {
         for request in input::generate(count, seed) {
-            progress.set(request.seq, String::new);
+            progress.set(request.seq, || format!("{} events handled", audit.total()));
             emit(request).await?;
         }
         return Ok(());
@@ -200,7 +201,9 @@ async fn submit<B: Backend>(
     while let Some(entry) = feed.entries.recv().await {
         seq += 1;
         let read = feed.bytes_read.load(Ordering::Relaxed);
-        progress.set(read, || format!("{seq} requests"));
+        progress.set(read, || {
+            format!("{seq} requests, {} events handled", audit.total())
+        });
         emit(input::request(seq, &entry?)).await?;
     }
     Ok(())
@@ -271,6 +274,7 @@ async fn run_on<B: Backend>(backend: B, args: &Args) -> Result<(), RunError> {
         (args.count, args.seed),
         Arc::clone(&ids),
         Arc::clone(&progress),
+        Arc::clone(&audit),
     );
     let (sending, submitted) = feed::run_while_producing(&spine, submitting).await?;
     progress.finish();

@@ -1,17 +1,20 @@
-//! A small ETL pipeline: load CSV text, clean it, type and aggregate it, print a summary.
+//! A small ETL pipeline: read sales rows from a CSV, clean them, type them, total them
+//! per region, print a summary.
 //!
-//! ETL_START (CSV text) → RAW_DATA_LOADED (rows of cells) → DATA_CLEANED (trimmed, rows
-//! with missing fields dropped and counted) → DATA_TRANSFORMED (typed rows, totals per
-//! region) → printed summary.
+//! ROW_READ (one row's cells, as read) → clean → ROW_CLEANED (trimmed) or ROW_DROPPED (a
+//! field missing) → transform → ROW_TYPED (units and revenue as numbers), or an organ
+//! error for a row whose numbers do not parse → Tally (totals per region) → summary.
 //!
 //! The input is sales data with the header `date,region,product,units,unit_price`
-//! (columns may come in any order; extra columns are carried along and ignored).
+//! (columns may come in any order; a row with any empty cell, extra columns included,
+//! is dropped). The file is read on a thread while the spine runs, into a bounded
+//! queue, so a file of any size is handled in constant memory. It is read by the `csv`
+//! crate (RFC 4180 quoting, a UTF-8 byte order mark and Windows line ends accepted); a
+//! broken file is an error naming its line.
 //!
 //! Units and prices are summed exactly: units as whole numbers up to 18446744073709551615
 //! (`u64`), prices as decimals with up to four places, totals in 128-bit integers; a row
 //! whose numbers do not fit is reported with the reason, never wrapped or rounded away.
-//! The CSV is read by the `csv` crate (RFC 4180 quoting, a UTF-8 byte order mark
-//! accepted); a broken file is an error naming its line.
 //!
 //! ```text
 //! cargo run --example etl -- --help                # the options
@@ -20,22 +23,31 @@
 //! NECROSTACK_LOG=json cargo run --example etl      # logs as JSON lines on stderr
 //! ```
 //!
-//! The four organs use the four handler forms a user meets first: a sync function, an
-//! async function that sees the envelope, a sync function that may fail (`Result`), and a
-//! stateful `impl` block.
+//! The organs use the handler forms a user meets first: an async function that sees the
+//! envelope and returns a tuple, a sync function that may fail (`Result`), and stateful
+//! `impl` blocks sharing one summary.
 
+#[path = "support/feed.rs"]
+mod feed;
+#[path = "support/file_input.rs"]
+mod file_input;
 #[path = "support/logs.rs"]
 mod logs;
+#[path = "support/progress.rs"]
+mod progress;
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use clap::Parser;
-use necrostack::{organ, Envelope, Event, Spine};
+use necrostack::{organ, Backend, Envelope, Event, InMemoryBackend, Spine};
 use serde::{Deserialize, Serialize};
+
+use file_input::{as_text, InputError, Shape, Source};
+use progress::Progress;
 
 /// Used when no `--file` is given: nine rows, two of them missing a field and one with
 /// a count that is not a number.
@@ -54,240 +66,117 @@ date,region,product,units,unit_price
 
 /// The columns the transform needs.
 const REQUIRED: [&str; 5] = ["date", "region", "product", "units", "unit_price"];
-/// The largest file read: the whole text travels in one event.
-const MAX_FILE_BYTES: u64 = 64 << 20;
+/// What a sales file holds: a CSV with the [`REQUIRED`] columns (or JSON `{"sales": [...]}`).
+const SHAPE: Shape = Shape {
+    key: "sales",
+    needs: &REQUIRED,
+};
 /// The highest unit price, and its decimal places.
 const MAX_PRICE: u128 = 1_000_000_000_000;
 const PRICE_PLACES: u32 = 4;
 const PRICE_SCALE: u128 = 10u128.pow(PRICE_PLACES);
+/// Rows queued in memory ahead of the spine; the reader waits when it is full.
+const QUEUE: usize = 4096;
+/// Rows submitted per call to the backend.
+const BATCH: usize = 64;
 
-/// A small ETL pipeline: load a sales CSV, clean it, type and aggregate it per region,
-/// print a summary.
+/// A small ETL pipeline: read a sales CSV, clean it, type and total it per region, print
+/// a summary.
 #[derive(Debug, Parser)]
 #[command(name = "etl", version)]
 struct Args {
     /// Read sales from PATH, a CSV with the header date,region,product,units,unit_price
-    /// (any order, extra columns ignored; at most 64 MiB) [default: a built-in sample]
+    /// (any order; extra columns must not be empty either) [default: a built-in sample]
     #[arg(long, value_name = "PATH")]
     file: Option<PathBuf>,
+    /// Show no progress bar (it shows on a terminal when a run takes over 2 s)
+    #[arg(long, short)]
+    quiet: bool,
 }
 
+/// One row as read: every cell under its column name; `None` where the row is short.
 #[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
-#[event(name = "ETL_START")]
-struct EtlStart {
-    /// Where the text came from, for the summary.
-    source: String,
-    csv: String,
+#[event(name = "ROW_READ")]
+struct RowRead {
+    line: u64,
+    cells: BTreeMap<String, Option<String>>,
 }
 
+/// A row with every field present, trimmed.
 #[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
-#[event(name = "RAW_DATA_LOADED")]
-struct RawDataLoaded {
-    source: String,
-    header: Vec<String>,
-    /// Each row with its line number in the input (the header is line 1).
-    rows: Vec<(usize, Vec<String>)>,
+#[event(name = "ROW_CLEANED")]
+struct RowCleaned {
+    line: u64,
+    region: String,
+    units: String,
+    unit_price: String,
 }
 
+/// A row dropped because a field was missing or empty.
 #[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
-#[event(name = "DATA_CLEANED")]
-struct DataCleaned {
-    source: String,
-    header: Vec<String>,
-    rows: Vec<(usize, Vec<String>)>,
-    /// Rows dropped because a field was missing or empty.
-    dropped: usize,
+#[event(name = "ROW_DROPPED")]
+struct RowDropped {
+    line: u64,
 }
 
+/// A row whose numbers parsed: units, and revenue in ten-thousandths.
 #[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
-#[event(name = "DATA_TRANSFORMED")]
-struct DataTransformed {
-    source: String,
-    /// Rows that were typed and counted.
-    rows: usize,
-    /// Rows dropped by the cleaner.
-    dropped: usize,
-    /// Rows whose numbers did not parse, with the reason.
-    invalid: Vec<String>,
-    regions: Vec<RegionTotal>,
-    total: Totals,
-}
-
-/// Units, and revenue in ten-thousandths: exact whole numbers.
-#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Default)]
-struct Totals {
+#[event(name = "ROW_TYPED")]
+struct RowTyped {
+    line: u64,
+    region: String,
     units: u128,
     revenue: u128,
 }
 
-impl Totals {
-    /// These totals with one more row, or `None` if they would not fit.
-    fn plus(self, units: u128, revenue: u128) -> Option<Totals> {
-        Some(Totals {
-            units: self.units.checked_add(units)?,
-            revenue: self.revenue.checked_add(revenue)?,
-        })
+/// An async organ that sees the envelope: trims every cell, and drops the row when one
+/// is missing or empty.
+#[organ(listens_to = RowRead)]
+async fn clean(row: Envelope<RowRead>) -> (Option<RowCleaned>, Option<RowDropped>) {
+    let cell = |name: &str| row.cells.get(name).cloned().flatten().unwrap_or_default();
+    let missing = row
+        .cells
+        .values()
+        .any(|c| c.as_deref().is_none_or(|c| c.trim().is_empty()));
+    if missing {
+        tracing::info!(correlation_id = %row.correlation_id(), line = row.line, "row dropped: missing field");
+        return (None, Some(RowDropped { line: row.line }));
     }
-}
-
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
-struct RegionTotal {
-    region: String,
-    total: Totals,
-}
-
-/// The text is not a CSV file the loader can read.
-#[derive(Debug, thiserror::Error)]
-enum LoadError {
-    #[error("{0} is empty: it needs the header line {REQUIRED:?}")]
-    Empty(String),
-    #[error("{input}: line {line}: {message}")]
-    Csv {
-        input: String,
-        line: u64,
-        message: String,
-    },
-    #[error(
-        "{input}: line {line}: a quoted cell is not closed: its quote runs to the end of the file"
-    )]
-    Unterminated { input: String, line: u64 },
-}
-
-/// A sync organ that may fail: reads the text as CSV into a header and rows of cells.
-#[organ(listens_to = EtlStart)]
-fn load(start: &EtlStart) -> Result<RawDataLoaded, LoadError> {
-    let mut reader = csv::ReaderBuilder::new()
-        .flexible(true)
-        .from_reader(start.csv.as_bytes());
-    let failed = |error: csv::Error| LoadError::Csv {
-        input: start.source.clone(),
-        line: error.position().map_or(1, csv::Position::line),
-        message: error.to_string(),
+    let cleaned = RowCleaned {
+        line: row.line,
+        region: cell("region").trim().to_owned(),
+        units: cell("units").trim().to_owned(),
+        unit_price: cell("unit_price").trim().to_owned(),
     };
-    let header: Vec<String> = reader
-        .headers()
-        .map_err(failed)?
-        .iter()
-        .map(str::to_owned)
-        .collect();
-    if header.iter().all(|h| h.trim().is_empty()) {
-        return Err(LoadError::Empty(start.source.clone()));
-    }
-    let mut rows = Vec::new();
-    let mut last = None;
-    for record in reader.records() {
-        let record = record.map_err(failed)?;
-        let (byte, line) = record.position().map_or((0, 0), |p| (p.byte(), p.line()));
-        last = Some((byte, line));
-        rows.push((line as usize, record.iter().map(str::to_owned).collect()));
-    }
-    // The `csv` crate reads a quote left open to the end of the text without complaint:
-    // an odd number of quotes from the last record on means one is open.
-    if let Some((byte, line)) = last {
-        let rest = start
-            .csv
-            .as_bytes()
-            .get(byte as usize..)
-            .unwrap_or_default();
-        if rest.iter().filter(|&&b| b == b'"').count() % 2 == 1 {
-            return Err(LoadError::Unterminated {
-                input: start.source.clone(),
-                line,
-            });
-        }
-    }
-    Ok(RawDataLoaded {
-        source: start.source.clone(),
-        header,
-        rows,
-    })
+    (Some(cleaned), None)
 }
 
-/// An async organ that sees the envelope: trims every cell and drops rows with a
-/// missing field (too few cells, or an empty one).
-#[organ(listens_to = RawDataLoaded)]
-async fn clean(raw: Envelope<RawDataLoaded>) -> DataCleaned {
-    let width = raw.header.len();
-    let header = raw.header.iter().map(|h| h.trim().to_lowercase()).collect();
-    let mut rows = Vec::with_capacity(raw.rows.len());
-    let mut dropped = 0;
-    for (line, row) in &raw.rows {
-        let cells: Vec<String> = row.iter().map(|c| c.trim().to_owned()).collect();
-        if cells.len() < width || cells.iter().take(width).any(String::is_empty) {
-            dropped += 1;
-            tracing::info!(correlation_id = %raw.correlation_id(), line, "row dropped: missing field");
-        } else {
-            rows.push((*line, cells));
-        }
-    }
-    DataCleaned {
-        source: raw.source.clone(),
-        header,
-        rows,
-        dropped,
-    }
-}
-
-/// The input cannot be transformed at all.
+/// A row whose units and price are not a count and a price.
 #[derive(Debug, thiserror::Error)]
-enum TransformError {
-    #[error("the CSV has no column {0:?} (the header needs {REQUIRED:?})")]
-    MissingColumn(&'static str),
+#[error("line {line}: units {units:?} / unit_price {price:?} are not a count and a price")]
+struct InvalidRow {
+    line: u64,
+    units: String,
+    price: String,
 }
 
-/// A sync organ that may fail: types the rows and sums units and revenue per region.
-/// Rows whose numbers do not parse are reported, not silently skipped.
-#[organ(listens_to = DataCleaned)]
-fn transform(data: &DataCleaned) -> Result<DataTransformed, TransformError> {
-    let mut index = [0usize; 5];
-    for (slot, name) in index.iter_mut().zip(REQUIRED) {
-        *slot = data
-            .header
-            .iter()
-            .position(|h| h == name)
-            .ok_or(TransformError::MissingColumn(name))?;
-    }
-    let [_date, region, _product, units, price] = index;
-    let mut totals: BTreeMap<String, Totals> = BTreeMap::new();
-    let mut total = Totals::default();
-    let mut invalid = Vec::new();
-    let mut rows = 0;
-    for (line, row) in &data.rows {
-        let (units, price) = (&row[units], &row[price]);
-        let (Ok(count), Some(price_scaled)) = (units.parse::<u64>(), parse_price(price)) else {
-            invalid.push(format!(
-                "line {line}: units {units:?} / unit_price {price:?} are not a count and a price"
-            ));
-            continue;
-        };
-        let count = u128::from(count);
-        let region_total = totals.get(&row[region]).copied().unwrap_or_default();
-        let sums = count.checked_mul(price_scaled).and_then(|revenue| {
-            Some((
-                region_total.plus(count, revenue)?,
-                total.plus(count, revenue)?,
-            ))
-        });
-        let Some((region_sum, sum)) = sums else {
-            invalid.push(format!(
-                "line {line}: units {units:?} × unit_price {price:?} would take the totals past what 128 bits hold"
-            ));
-            continue;
-        };
-        totals.insert(row[region].clone(), region_sum);
-        total = sum;
-        rows += 1;
-    }
-    Ok(DataTransformed {
-        source: data.source.clone(),
-        rows,
-        dropped: data.dropped,
-        invalid,
-        regions: totals
-            .into_iter()
-            .map(|(region, total)| RegionTotal { region, total })
-            .collect(),
-        total,
+/// A sync organ that may fail: types the numbers. A row that does not type is an organ
+/// error: the spine logs it and goes on, and the failure hook keeps the reason.
+#[organ(listens_to = RowCleaned)]
+fn transform(row: &RowCleaned) -> Result<RowTyped, InvalidRow> {
+    let invalid = || InvalidRow {
+        line: row.line,
+        units: row.units.clone(),
+        price: row.unit_price.clone(),
+    };
+    let units = u128::from(row.units.parse::<u64>().map_err(|_| invalid())?);
+    let price = parse_price(&row.unit_price).ok_or_else(invalid)?;
+    Ok(RowTyped {
+        line: row.line,
+        region: row.region.clone(),
+        units,
+        // At most (2^64 - 1) × 10^16: far inside 128 bits.
+        revenue: units * price,
     })
 }
 
@@ -314,133 +203,198 @@ fn money(scaled: u128) -> String {
     format!("{}.{:02}", cents / 100, cents % 100)
 }
 
-/// A stateful async organ: prints the summary and keeps it for `main`.
-#[derive(Default)]
-struct Reporter {
-    last: Arc<Mutex<Option<DataTransformed>>>,
+/// Units, and revenue in ten-thousandths: exact whole numbers.
+#[derive(Debug, Clone, Copy, Default)]
+struct Totals {
+    units: u128,
+    revenue: u128,
 }
 
-#[organ(listens_to = DataTransformed)]
-impl Reporter {
-    async fn handle(&self, data: &DataTransformed) {
-        println!("ETL summary for {}", data.source);
-        println!(
-            "  rows loaded:      {}",
-            data.rows + data.dropped + data.invalid.len()
-        );
-        println!("  rows dropped:     {} (missing fields)", data.dropped);
-        println!("  rows invalid:     {}", data.invalid.len());
-        for reason in &data.invalid {
-            println!("    {reason}");
-        }
-        println!("  rows transformed: {}", data.rows);
-        for region in &data.regions {
-            println!(
-                "  region {:<10} units {:>6}  revenue {:>10}",
-                region.region,
-                region.total.units,
-                money(region.total.revenue)
+impl Totals {
+    /// These totals with one more row, or `None` if they would not fit.
+    fn plus(self, units: u128, revenue: u128) -> Option<Totals> {
+        Some(Totals {
+            units: self.units.checked_add(units)?,
+            revenue: self.revenue.checked_add(revenue)?,
+        })
+    }
+}
+
+/// What the run counted, shared by the tally organs and `main`.
+#[derive(Debug, Default)]
+struct Summary {
+    loaded: u64,
+    dropped: u64,
+    /// Rows whose numbers did not parse or fit, with the reason.
+    invalid: Vec<String>,
+    transformed: u64,
+    regions: BTreeMap<String, Totals>,
+    total: Totals,
+}
+
+type Shared = Arc<Mutex<Summary>>;
+
+fn lock(summary: &Shared) -> MutexGuard<'_, Summary> {
+    summary.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A stateful organ: adds each typed row to its region's totals and the grand total.
+struct Tally(Shared);
+
+#[organ(listens_to = RowTyped)]
+impl Tally {
+    fn handle(&self, row: &RowTyped) {
+        let mut summary = lock(&self.0);
+        let region = summary
+            .regions
+            .get(&row.region)
+            .copied()
+            .unwrap_or_default();
+        let sums = region
+            .plus(row.units, row.revenue)
+            .zip(summary.total.plus(row.units, row.revenue));
+        let Some((region, total)) = sums else {
+            let reason = format!(
+                "line {}: the totals would pass what 128 bits hold",
+                row.line
             );
-        }
-        println!(
-            "  total            units {:>6}  revenue {:>10}",
-            data.total.units,
-            money(data.total.revenue)
+            summary.invalid.push(reason);
+            return;
+        };
+        summary.regions.insert(row.region.clone(), region);
+        summary.total = total;
+        summary.transformed += 1;
+    }
+}
+
+/// A stateful organ: counts the rows dropped by the cleaner.
+struct CountDropped(Shared);
+
+#[organ(listens_to = RowDropped)]
+impl CountDropped {
+    fn handle(&self, _row: &RowDropped) {
+        lock(&self.0).dropped += 1;
+    }
+}
+
+/// The summary, as printed.
+fn report(source: &str, summary: &Summary) -> String {
+    let mut out = format!("ETL summary for {source}\n");
+    out += &format!("  rows loaded:      {}\n", summary.loaded);
+    out += &format!("  rows dropped:     {} (missing fields)\n", summary.dropped);
+    out += &format!("  rows invalid:     {}\n", summary.invalid.len());
+    for reason in &summary.invalid {
+        out += &format!("    {reason}\n");
+    }
+    out += &format!("  rows transformed: {}\n", summary.transformed);
+    for (region, totals) in &summary.regions {
+        out += &format!(
+            "  region {region:<10} units {:>6}  revenue {:>10}\n",
+            totals.units,
+            money(totals.revenue)
         );
-        *self.last.lock().unwrap_or_else(PoisonError::into_inner) = Some(data.clone());
     }
+    out += &format!(
+        "  total            units {:>6}  revenue {:>10}\n",
+        summary.total.units,
+        money(summary.total.revenue)
+    );
+    out
 }
 
-/// The input cannot be read as text.
+/// A run that failed: the input (exit 2) or the spine (exit 1).
 #[derive(Debug, thiserror::Error)]
-enum InputError {
-    #[error("cannot read {0}: {1}")]
-    Read(String, std::io::Error),
-    #[error("{0} is a directory, not a file")]
-    Directory(String),
-    #[error("{0} is larger than {MAX_FILE_BYTES} bytes, the most this example reads")]
-    TooLarge(String),
-    #[error("{0}: line {1} is not UTF-8 text (is this a CSV file?)")]
-    NotText(String, usize),
+enum RunError {
+    #[error(transparent)]
+    Input(#[from] InputError),
+    #[error(transparent)]
+    Spine(#[from] necrostack::Error),
 }
 
-/// The ETL_START for `--file PATH`, or for the built-in sample.
-fn input(args: &Args) -> Result<EtlStart, InputError> {
-    let Some(path) = &args.file else {
-        return Ok(EtlStart {
-            source: "built-in sample".into(),
-            csv: BUILT_IN_CSV.into(),
+/// Reads the rows and submits them in batches while the spine runs.
+async fn submit<B: Backend>(
+    spine: Spine<B>,
+    mut feed: file_input::Feed,
+    summary: Shared,
+    progress: Arc<Progress>,
+) -> Result<(), RunError> {
+    let mut batch = Vec::with_capacity(BATCH);
+    while let Some(entry) = feed.entries.recv().await {
+        let entry = entry?;
+        let cells = entry.fields.iter().map(|(name, value)| {
+            let text = (!value.is_null()).then(|| as_text(Some(value)));
+            (name.clone(), text)
         });
+        batch.push(RowRead {
+            line: entry.place,
+            cells: cells.collect(),
+        });
+        let loaded = {
+            let mut summary = lock(&summary);
+            summary.loaded += 1;
+            summary.loaded
+        };
+        if batch.len() == BATCH {
+            let read = feed.bytes_read.load(Ordering::Relaxed);
+            progress.set(read, || format!("{loaded} rows"));
+            spine.emit_all(batch.drain(..)).await?;
+        }
+    }
+    spine.emit_all(batch).await?;
+    Ok(())
+}
+
+async fn run(args: &Args) -> Result<String, RunError> {
+    let source = match &args.file {
+        Some(path) => Source::File(path.clone()),
+        None => Source::BuiltIn {
+            name: "built-in sample",
+            text: BUILT_IN_CSV,
+        },
     };
-    let source = path.display().to_string();
-    let read = |e| InputError::Read(source.clone(), e);
-    if path.is_dir() {
-        return Err(InputError::Directory(source));
-    }
-    // Read at most one byte past the limit: a device such as /dev/zero has no length.
-    let mut bytes = Vec::new();
-    std::fs::File::open(path)
-        .and_then(|file| file.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes))
-        .map_err(read)?;
-    if bytes.len() as u64 > MAX_FILE_BYTES {
-        return Err(InputError::TooLarge(source));
-    }
-    let csv = String::from_utf8(bytes).map_err(|e| {
-        let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
-        let line = 1 + valid.iter().filter(|&&b| b == b'\n').count();
-        InputError::NotText(source.clone(), line)
-    })?;
-    Ok(EtlStart { source, csv })
+    let name = source.to_string();
+    let summary = Shared::default();
+    let failures = Arc::clone(&summary);
+    let spine = Spine::builder()
+        .backend(InMemoryBackend::bounded(QUEUE))
+        .organ(clean)
+        .organ(transform)
+        .organ(Tally(Arc::clone(&summary)))
+        .organ(CountDropped(Arc::clone(&summary)))
+        .on_failure(move |failure| lock(&failures).invalid.push(failure.error.clone()))
+        // The input's length is not known up front; the depth limit still stops loops.
+        .max_steps(u64::MAX)
+        .build()?;
+    let feed = file_input::spawn(source, SHAPE);
+    let progress = Arc::new(Progress::new(args.quiet, feed.size, "bytes"));
+    let submitting = submit(
+        spine.clone(),
+        feed,
+        Arc::clone(&summary),
+        Arc::clone(&progress),
+    );
+    let (_, submitted) = feed::run_while_producing(&spine, submitting).await?;
+    progress.finish();
+    submitted?;
+    let summary = lock(&summary);
+    Ok(report(&name, &summary))
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     logs::init();
     let args = Args::parse();
-    let start = match input(&args) {
-        Ok(start) => start,
-        Err(message) => {
-            eprintln!("etl: {message}");
-            return ExitCode::from(2);
+    match run(&args).await {
+        Ok(report) => {
+            print!("{report}");
+            ExitCode::SUCCESS
         }
-    };
-    let reporter = Reporter::default();
-    let summary = Arc::clone(&reporter.last);
-    let failures = Arc::new(Mutex::new(Vec::new()));
-    let seen = Arc::clone(&failures);
-    let built = Spine::builder()
-        .organ(load)
-        .organ(clean)
-        .organ(transform)
-        .organ(reporter)
-        .on_failure(move |failure| {
-            seen.lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .push(failure.error.clone())
-        })
-        .build();
-    let run = async {
-        let spine = built?;
-        spine.emit(start).await?;
-        spine.run_until_idle().await
-    };
-    if let Err(error) = run.await {
-        eprintln!("etl: {error}");
-        return ExitCode::FAILURE;
-    }
-    if summary
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .is_none()
-    {
-        for error in failures
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-        {
+        Err(error) => {
             eprintln!("etl: {error}");
+            match error {
+                RunError::Input(_) => ExitCode::from(2),
+                RunError::Spine(_) => ExitCode::FAILURE,
+            }
         }
-        return ExitCode::FAILURE;
     }
-    ExitCode::SUCCESS
 }

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use crate::events::NotificationRequested;
-use crate::file_input::{as_text, Entry, Shape};
+use crate::file_input::{as_text, Fields, Shape};
 use crate::organs::template_names;
 use crate::rng::Rng;
 
@@ -26,7 +26,7 @@ pub const SHAPE: Shape = Shape {
 
 /// The request in `entry`, the `seq`-th of the file (from 1). In JSON, `channels` may
 /// be a list and `fields` an object; in CSV they are the text forms above.
-pub fn request(seq: u64, entry: &Entry) -> NotificationRequested {
+pub fn request(seq: u64, entry: &Fields) -> NotificationRequested {
     let text = |field: &str| as_text(entry.get(field));
     NotificationRequested {
         seq,

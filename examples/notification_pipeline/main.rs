@@ -204,7 +204,7 @@ async fn submit<B: Backend>(
         progress.set(read, || {
             format!("{seq} requests, {} events handled", audit.total())
         });
-        emit(input::request(seq, &entry?)).await?;
+        emit(input::request(seq, &entry?.fields)).await?;
     }
     Ok(())
 }

@@ -22,8 +22,16 @@ use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor
 use serde_json::{Map, Value};
 use tokio::sync::mpsc;
 
-/// One entry of the file: its fields by name.
-pub type Entry = Map<String, Value>;
+/// The fields of one entry, by name.
+pub type Fields = Map<String, Value>;
+
+/// One entry of the file, and where it is.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// The line a CSV record starts on, or the number of a JSON list's entry (from 1).
+    pub place: u64,
+    pub fields: Fields,
+}
 
 /// The longest CSV line accepted, in bytes (a longer one is not a hand-made order).
 pub const MAX_LINE: usize = 1 << 20;
@@ -340,7 +348,11 @@ impl<'de> Visitor<'de> for List<'_> {
                     kind(&entry)
                 )));
             };
-            if !self.out.send(Ok(fields)) {
+            let entry = Entry {
+                place: index as u64 + 1,
+                fields,
+            };
+            if !self.out.send(Ok(entry)) {
                 return Err(de::Error::custom("the program stopped reading"));
             }
             index += 1;
@@ -375,22 +387,29 @@ fn read_csv(
     let header = header(path, &mut csv, shape)?;
     // Each record is sent once the next one is read, so that a quote left open in the
     // last record is found before that record is handled.
-    let mut held: Option<(Entry, u64, u64)> = None;
+    let mut held: Option<(Entry, u64)> = None;
     for record in csv.records() {
         let record = record.map_err(|e| csv_error(path, e))?;
-        let position = record.position().map_or((0, 0), |p| (p.byte(), p.line()));
-        if let Some((entry, _, _)) = held.take() {
+        let (byte, line) = record.position().map_or((0, 0), |p| (p.byte(), p.line()));
+        if let Some((entry, _)) = held.take() {
             if !out.send(Ok(entry)) {
                 return Ok(());
             }
         }
-        held = Some((to_entry(&header, &record), position.0, position.1));
+        let fields = to_fields(&header, &record);
+        held = Some((
+            Entry {
+                place: line,
+                fields,
+            },
+            byte,
+        ));
     }
-    if let Some((entry, byte, line)) = held {
+    if let Some((entry, byte)) = held {
         if quote_left_open(source, byte).map_err(|e| read_error(path, e))? {
             return Err(InputError::Unterminated {
                 path: path.to_owned(),
-                line,
+                line: entry.place,
             });
         }
         out.send(Ok(entry));
@@ -423,12 +442,11 @@ fn header<R: Read>(
     Ok(names)
 }
 
-fn to_entry(header: &[String], record: &csv::StringRecord) -> Entry {
-    header
-        .iter()
-        .zip(record.iter())
-        .map(|(name, cell)| (name.clone(), Value::String(cell.to_owned())))
-        .collect()
+/// The record's cells under the header's names; a short row's missing cells are null.
+fn to_fields(header: &[String], record: &csv::StringRecord) -> Fields {
+    let cells = record.iter().map(|cell| Value::String(cell.to_owned()));
+    let padded = cells.chain(std::iter::repeat(Value::Null));
+    header.iter().cloned().zip(padded).collect()
 }
 
 /// A `csv` error with its line, and its field where it has one.

@@ -8,7 +8,7 @@
 //! quote) is an error, and it names the line or the entry.
 
 use crate::events::OrderSubmitted;
-use crate::file_input::{as_text, Entry, Shape};
+use crate::file_input::{as_text, Fields, Shape};
 use crate::organs::SYMBOLS;
 use crate::rng::Rng;
 
@@ -29,7 +29,7 @@ pub const SHAPE: Shape = Shape {
 };
 
 /// The order in `entry`, the `seq`-th of the file (from 1).
-pub fn order(seq: u64, entry: &Entry) -> OrderSubmitted {
+pub fn order(seq: u64, entry: &Fields) -> OrderSubmitted {
     let [trader_id, symbol, side, order_type, quantity, price] =
         FIELDS.map(|field| as_text(entry.get(field)));
     OrderSubmitted {

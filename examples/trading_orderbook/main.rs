@@ -212,7 +212,7 @@ async fn submit<B: Backend>(
             let mut seq = 0;
             while let Some(entry) = feed.entries.recv().await {
                 seq += 1;
-                batch.push(input::order(seq, &entry?));
+                batch.push(input::order(seq, &entry?.fields));
                 if batch.len() == BATCH {
                     let read = feed.bytes_read.load(Ordering::Relaxed);
                     progress.set(read, || format!("{seq} orders, {}", handled()));

@@ -3,6 +3,7 @@
 
 mod builder;
 mod dispatch;
+mod emit;
 mod policy;
 mod report;
 mod routing;
@@ -13,17 +14,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::Notify;
-use uuid::Uuid;
 
 pub use builder::{BuildError, SpineBuilder, DEFAULT_DEPTH_LIMIT, DEFAULT_MAX_STEPS};
+pub use emit::{Emitting, RootEvent, RootEvents};
 pub use policy::{Failure, FailureKind, FailurePolicy, RetryPolicy};
 pub use report::RunReport;
 
 use crate::backend::memory::InMemoryBackend;
 use crate::backend::Backend;
-use crate::envelope::{AnyEnvelope, Envelope};
 use crate::error::Error;
-use crate::event::Event;
 use dispatch::Dispatch;
 use routing::RouteTable;
 
@@ -108,31 +107,6 @@ impl Spine<InMemoryBackend> {
 }
 
 impl<B: Backend> Spine<B> {
-    /// Enqueues `event` as a root event and returns its id.
-    pub async fn emit<E: Event>(&self, event: E) -> Result<Uuid, Error> {
-        self.emit_envelope(Envelope::new(event)).await
-    }
-
-    /// Enqueues an envelope built beforehand (for example to know its id first).
-    pub async fn emit_envelope<E: Event>(&self, envelope: Envelope<E>) -> Result<Uuid, Error> {
-        let id = envelope.id();
-        self.inner.backend.enqueue(vec![envelope.into()]).await?;
-        Ok(id)
-    }
-
-    /// Enqueues many root events in one call to the backend, in order.
-    pub async fn emit_all<E: Event>(
-        &self,
-        events: impl IntoIterator<Item = E>,
-    ) -> Result<(), Error> {
-        let batch: Vec<AnyEnvelope> = events
-            .into_iter()
-            .map(|event| Envelope::new(event).into())
-            .collect();
-        self.inner.backend.enqueue(batch).await?;
-        Ok(())
-    }
-
     /// Handles events until the backend has nothing left and nothing is in flight, then
     /// returns what this run did. Fails with
     /// [`Error::MaxStepsExceeded`] after [`max_steps`](SpineBuilder::max_steps) events.

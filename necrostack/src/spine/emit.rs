@@ -1,0 +1,149 @@
+//! Emitting root events: [`Spine::emit`], [`Spine::emit_all`] and
+//! [`Spine::emit_envelope`], and the [`Emitting`] future they return.
+//!
+//! Each is a plain method, not an `async fn`: it checks and converts its argument at once
+//! and returns a future that is not generic in the event type. A wrong argument is then
+//! one error, on the argument. An `async fn` generic over the event would repeat the
+//! unmet bound on the call and again on `.await`, three copies of one mistake.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use uuid::Uuid;
+
+use super::Spine;
+use crate::backend::Backend;
+use crate::envelope::{AnyEnvelope, Envelope};
+use crate::error::Error;
+use crate::event::Event;
+
+/// What [`Spine::emit`] and [`Spine::emit_all`] accept: an [`Event`], by value.
+///
+/// Implemented for every event and nothing else. It is a trait of its own, rather than
+/// the `Event` bound itself, so that passing `&event`, an `Envelope`, a `Vec` or a string
+/// gets a message about emitting that names the method to use instead.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be emitted: `emit` and `emit_all` take events by value",
+    label = "expected an event by value",
+    note = "pass the event itself, `spine.emit(event)` (or `event.clone()`), not a reference to it",
+    note = "an `Envelope` goes through `spine.emit_envelope(envelope)`, several events through `spine.emit_all(events)` with a `Vec` or an iterator of events",
+    note = "an event is a type of your own with `#[derive(necrostack::Event, serde::Serialize, serde::Deserialize)]`"
+)]
+pub trait RootEvent: sealed::Sealed {
+    /// The event in a new root envelope, type-erased for the backend.
+    #[doc(hidden)]
+    fn into_root(self) -> AnyEnvelope;
+}
+
+#[diagnostic::do_not_recommend]
+impl<E: Event> RootEvent for E {
+    fn into_root(self) -> AnyEnvelope {
+        Envelope::new(self).into()
+    }
+}
+
+/// What [`Spine::emit_all`] accepts: a `Vec`, an array or any other iterator of events,
+/// by value.
+///
+/// A trait of its own for the same reason as [`RootEvent`]: passing one event, or a
+/// collection of references, gets a message about `emit_all` that says what to pass.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be emitted with `emit_all`: it takes a `Vec`, an array or an iterator of events by value",
+    label = "expected a collection of events",
+    note = "several events: `spine.emit_all([first, second])` or `spine.emit_all(events)` with a `Vec` of events; one event: `spine.emit(event)`",
+    note = "`&events` and `events.iter()` give references: pass the `Vec` itself, or `events.iter().cloned()`"
+)]
+pub trait RootEvents: sealed::SealedMany {
+    /// The events in new root envelopes, in order.
+    #[doc(hidden)]
+    fn into_roots(self) -> Vec<AnyEnvelope>;
+}
+
+#[diagnostic::do_not_recommend]
+impl<I> RootEvents for I
+where
+    I: IntoIterator,
+    I::Item: RootEvent,
+{
+    fn into_roots(self) -> Vec<AnyEnvelope> {
+        self.into_iter().map(RootEvent::into_root).collect()
+    }
+}
+
+mod sealed {
+    /// Keeps [`RootEvent`](super::RootEvent) and [`RootEvents`](super::RootEvents)
+    /// implemented for events and collections of events only.
+    pub trait Sealed {}
+
+    impl<E: crate::event::Event> Sealed for E {}
+
+    /// The same for collections.
+    pub trait SealedMany {}
+
+    impl<I> SealedMany for I
+    where
+        I: IntoIterator,
+        I::Item: super::RootEvent,
+    {
+    }
+}
+
+/// The future returned by [`Spine::emit`], [`Spine::emit_all`] and
+/// [`Spine::emit_envelope`]: resolves once the backend has stored the events.
+///
+/// The events are already in their envelopes (ids and timestamps taken at the call);
+/// nothing is stored until it is awaited.
+#[must_use = "nothing is emitted until the future is awaited: add `.await`"]
+pub struct Emitting<'a, T> {
+    future: Pin<Box<dyn Future<Output = Result<T, Error>> + Send + 'a>>,
+}
+
+impl<T> Future for Emitting<'_, T> {
+    type Output = Result<T, Error>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.future.as_mut().poll(cx)
+    }
+}
+
+impl<T> std::fmt::Debug for Emitting<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Emitting(<future>)")
+    }
+}
+
+impl<B: Backend> Spine<B> {
+    /// Enqueues `event` as a root event and returns its id.
+    ///
+    /// Takes the event by value: for an envelope built beforehand use
+    /// [`emit_envelope`](Self::emit_envelope), for several events
+    /// [`emit_all`](Self::emit_all).
+    pub fn emit<E: RootEvent>(&self, event: E) -> Emitting<'_, Uuid> {
+        let envelope = event.into_root();
+        let id = envelope.id();
+        self.enqueue(vec![envelope], id)
+    }
+
+    /// Enqueues an envelope built beforehand (for example to know its id first).
+    pub fn emit_envelope<E: Event>(&self, envelope: Envelope<E>) -> Emitting<'_, Uuid> {
+        let id = envelope.id();
+        self.enqueue(vec![envelope.into()], id)
+    }
+
+    /// Enqueues many root events in one call to the backend, in order.
+    pub fn emit_all<I: RootEvents>(&self, events: I) -> Emitting<'_, ()> {
+        self.enqueue(events.into_roots(), ())
+    }
+
+    /// Stores `batch` in the backend; the future resolves to `value` once it is stored.
+    fn enqueue<T: Send + 'static>(&self, batch: Vec<AnyEnvelope>, value: T) -> Emitting<'_, T> {
+        let backend = &self.inner.backend;
+        Emitting {
+            future: Box::pin(async move {
+                backend.enqueue(batch).await?;
+                Ok(value)
+            }),
+        }
+    }
+}

@@ -41,6 +41,71 @@ pub enum BuildError {
     },
 }
 
+/// What [`SpineBuilder::backend`] accepts: a [`Backend`].
+///
+/// Implemented for every backend. A trait of its own so that passing something that is
+/// not a backend yet (a backend's builder, the future its `build()` returns, the `Result`
+/// of awaiting it) gets a message saying how to finish it. For a `RedisBackendBuilder`
+/// and a `Result` that is the only error: with a plain `Backend` bound the builder's next
+/// method call would fail too.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a necrostack backend",
+    label = "not a backend",
+    note = "a backend's builder becomes a backend with `.build().await?` (`build` is async and returns a `Result`): `.backend(RedisBackend::builder(url).build().await?)`",
+    note = "backends are `necrostack::InMemoryBackend`, `necrostack::RedisBackend` and your own types that implement `necrostack::Backend`"
+)]
+pub trait IntoBackend {
+    /// The backend.
+    type Backend: Backend;
+
+    /// Gives the backend.
+    fn into_backend(self) -> Self::Backend;
+}
+
+#[diagnostic::do_not_recommend]
+impl<B: Backend> IntoBackend for B {
+    type Backend = B;
+
+    fn into_backend(self) -> B {
+        self
+    }
+}
+
+/// Implemented for no type: the unmeetable bound of the [`IntoBackend`] impls for things
+/// that are not backends yet, a [`RedisBackendBuilder`](crate::backend::redis::RedisBackendBuilder)
+/// and the `Result` of building one. With those impls the mistake is reported by
+/// `IntoBackend`'s message (they are `do_not_recommend`), and the spine builder keeps a
+/// backend type (`SpineBuilder<RedisBackend>`), which spares the calls after `.backend(..)`
+/// errors of their own. The lifetime keeps the bound from being trivially false, which
+/// the compiler would reject where it is declared.
+#[doc(hidden)]
+pub trait NotYetABackend<'a> {}
+
+#[cfg(feature = "redis")]
+#[diagnostic::do_not_recommend]
+impl<'a> IntoBackend for crate::backend::redis::RedisBackendBuilder
+where
+    Self: NotYetABackend<'a>,
+{
+    type Backend = crate::backend::redis::RedisBackend;
+
+    fn into_backend(self) -> Self::Backend {
+        unreachable!("`NotYetABackend` is implemented for no type")
+    }
+}
+
+#[diagnostic::do_not_recommend]
+impl<'a, B: Backend, E> IntoBackend for Result<B, E>
+where
+    Self: NotYetABackend<'a>,
+{
+    type Backend = B;
+
+    fn into_backend(self) -> B {
+        unreachable!("`NotYetABackend` is implemented for no type")
+    }
+}
+
 /// Builds a [`Spine`]: organs, backend and settings. Start with [`Spine::builder`].
 ///
 /// Every setting has a default chosen for a single process that runs a flow to
@@ -88,10 +153,13 @@ impl<B: Backend> SpineBuilder<B> {
     }
 
     /// Sets the backend (default: a new [`InMemoryBackend`]).
-    pub fn backend<B2: Backend>(self, backend: B2) -> SpineBuilder<B2> {
+    ///
+    /// A backend with a builder is built first: `.backend(RedisBackend::builder(url)
+    /// .build().await?)`.
+    pub fn backend<B2: IntoBackend>(self, backend: B2) -> SpineBuilder<B2::Backend> {
         SpineBuilder {
             routes: self.routes,
-            backend,
+            backend: backend.into_backend(),
             config: self.config,
             dispatch: self.dispatch,
         }

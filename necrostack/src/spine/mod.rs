@@ -15,7 +15,9 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
-pub use builder::{BuildError, SpineBuilder, DEFAULT_DEPTH_LIMIT, DEFAULT_MAX_STEPS};
+#[doc(hidden)]
+pub use builder::NotYetABackend;
+pub use builder::{BuildError, IntoBackend, SpineBuilder, DEFAULT_DEPTH_LIMIT, DEFAULT_MAX_STEPS};
 pub use emit::{Emitting, RootEvent, RootEvents};
 pub use policy::{Failure, FailureKind, FailurePolicy, RetryPolicy};
 pub use report::RunReport;

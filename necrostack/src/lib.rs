@@ -89,7 +89,7 @@ pub use uuid::Uuid;
 /// Paths used by the code that the macros generate. Not public API.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::emit::ErrorType;
+    pub use crate::emit::{DynError, ErrorType, Fallible, Plain, StdError};
     pub use crate::organ::{pending, EventParam, NoEvent, OwnedParam};
     pub use crate::{Emit, Envelope, Event, Handling, IntoEmit, IntoOutcome, Organ, OrganError};
 }

@@ -90,6 +90,7 @@ pub use uuid::Uuid;
 #[doc(hidden)]
 pub mod __private {
     pub use crate::emit::{DynError, ErrorType, Fallible, Plain, StdError};
+    pub use crate::event::RejectedEvent;
     pub use crate::organ::{pending, EventParam, NoEvent, OwnedParam};
     pub use crate::{Emit, Envelope, Event, Handling, IntoEmit, IntoOutcome, Organ, OrganError};
 }

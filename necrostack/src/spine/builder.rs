@@ -52,6 +52,7 @@ pub enum BuildError {
     message = "`{Self}` is not a necrostack backend",
     label = "not a backend",
     note = "a backend's builder becomes a backend with `.build().await?` (`build` is async and returns a `Result`): `.backend(RedisBackend::builder(url).build().await?)`",
+    note = "pass the backend itself, not a reference: to keep a handle, clone it first (a backend is a cheap handle), or use `spine.backend()`",
     note = "backends are `necrostack::InMemoryBackend`, `necrostack::RedisBackend` and your own types that implement `necrostack::Backend`"
 )]
 pub trait IntoBackend {
@@ -103,6 +104,35 @@ where
 
     fn into_backend(self) -> B {
         unreachable!("`NotYetABackend` is implemented for no type")
+    }
+}
+
+/// What [`SpineBuilder::depth_limit`] accepts: a number of hops (`u32`), or `None` to
+/// switch the check off.
+///
+/// A trait of its own (rather than `impl Into<Option<u32>>`) so that another integer type
+/// gets a message that says what to write, not a list of `From` impls.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a depth limit",
+    label = "expected a `u32` number of hops, or `None`",
+    note = "write `.depth_limit(100)` (a `u32`; convert with `u32::try_from(n)?` if needed), `.depth_limit(Some(100))`, or `.depth_limit(None)` to switch the check off"
+)]
+pub trait DepthLimit {
+    /// The limit in hops; `None` for no limit.
+    fn hops(self) -> Option<u32>;
+}
+
+#[diagnostic::do_not_recommend]
+impl DepthLimit for u32 {
+    fn hops(self) -> Option<u32> {
+        Some(self)
+    }
+}
+
+#[diagnostic::do_not_recommend]
+impl DepthLimit for Option<u32> {
+    fn hops(self) -> Option<u32> {
+        self
     }
 }
 
@@ -180,8 +210,8 @@ impl<B: Backend> SpineBuilder<B> {
 
     /// The most hops an event may be from its root event before it is dead-lettered as a
     /// probable loop (default 10 000). `None` switches the check off.
-    pub fn depth_limit(mut self, limit: impl Into<Option<u32>>) -> Self {
-        self.dispatch.depth_limit = limit.into();
+    pub fn depth_limit(mut self, limit: impl DepthLimit) -> Self {
+        self.dispatch.depth_limit = limit.hops();
         self
     }
 

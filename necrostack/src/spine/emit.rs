@@ -18,16 +18,17 @@ use crate::envelope::{AnyEnvelope, Envelope};
 use crate::error::Error;
 use crate::event::Event;
 
-/// What [`Spine::emit`] and [`Spine::emit_all`] accept: an [`Event`], by value.
+/// What [`Spine::emit`], [`Spine::emit_all`] and
+/// [`testing::Flow::emit`](crate::testing::Flow::emit) accept: an [`Event`], by value.
 ///
 /// Implemented for every event and nothing else. It is a trait of its own, rather than
 /// the `Event` bound itself, so that passing `&event`, an `Envelope`, a `Vec` or a string
-/// gets a message about emitting that names the method to use instead.
+/// gets a message about emitting that names what to pass instead.
 #[diagnostic::on_unimplemented(
-    message = "`{Self}` cannot be emitted: `emit` and `emit_all` take events by value",
+    message = "`{Self}` cannot be emitted: `emit` takes one event, by value",
     label = "expected an event by value",
-    note = "pass the event itself, `spine.emit(event)` (or `event.clone()`), not a reference to it",
-    note = "an `Envelope` goes through `spine.emit_envelope(envelope)`, several events through `spine.emit_all(events)` with a `Vec` or an iterator of events",
+    note = "pass the event itself, `emit(event)` (or `emit(event.clone())`), not a reference to it",
+    note = "an `Envelope` goes through `spine.emit_envelope(envelope)`; several events through `spine.emit_all(events)`, or one `emit` each",
     note = "an event is a type of your own with `#[derive(necrostack::Event, serde::Serialize, serde::Deserialize)]`"
 )]
 pub trait RootEvent: sealed::Sealed {

@@ -17,7 +17,9 @@ use tokio::sync::Notify;
 
 #[doc(hidden)]
 pub use builder::NotYetABackend;
-pub use builder::{BuildError, IntoBackend, SpineBuilder, DEFAULT_DEPTH_LIMIT, DEFAULT_MAX_STEPS};
+pub use builder::{
+    BuildError, DepthLimit, IntoBackend, SpineBuilder, DEFAULT_DEPTH_LIMIT, DEFAULT_MAX_STEPS,
+};
 pub use emit::{Emitting, RootEvent, RootEvents};
 pub use policy::{Failure, FailureKind, FailurePolicy, RetryPolicy};
 pub use report::RunReport;

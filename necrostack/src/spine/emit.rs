@@ -100,6 +100,17 @@ pub struct Emitting<'a, T> {
     future: Pin<Box<dyn Future<Output = Result<T, Error>> + Send + 'a>>,
 }
 
+impl<'a, T> Emitting<'a, T> {
+    /// Wraps the work of an emitting method. The method converts its argument before
+    /// calling this, so that the future (and the error a wrong argument gives) does not
+    /// depend on the event type.
+    pub(crate) fn new(future: impl Future<Output = Result<T, Error>> + Send + 'a) -> Self {
+        Emitting {
+            future: Box::pin(future),
+        }
+    }
+}
+
 impl<T> Future for Emitting<'_, T> {
     type Output = Result<T, Error>;
 
@@ -127,12 +138,45 @@ impl<B: Backend> Spine<B> {
     }
 
     /// Enqueues an envelope built beforehand (for example to know its id first).
+    ///
+    /// ```
+    /// # use necrostack::{Envelope, Event, Spine};
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
+    /// # struct Tick { n: u32 }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), necrostack::Error> {
+    /// let spine = Spine::builder().build()?;
+    /// let envelope = Envelope::new(Tick { n: 1 });
+    /// let id = envelope.id();
+    /// assert_eq!(spine.emit_envelope(envelope).await?, id);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn emit_envelope<E: Event>(&self, envelope: Envelope<E>) -> Emitting<'_, Uuid> {
         let id = envelope.id();
         self.enqueue(vec![envelope.into()], id)
     }
 
-    /// Enqueues many root events in one call to the backend, in order.
+    /// Enqueues many root events in one call to the backend, in order: a `Vec`, an array
+    /// or any iterator of events, by value.
+    ///
+    /// ```
+    /// # use necrostack::{Event, Spine};
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
+    /// # struct Tick { n: u32 }
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), necrostack::Error> {
+    /// let spine = Spine::builder().build()?;
+    /// spine.emit_all([Tick { n: 1 }, Tick { n: 2 }]).await?;
+    /// let ticks = vec![Tick { n: 3 }];
+    /// spine.emit_all(ticks.iter().cloned()).await?; // keeps `ticks`
+    /// spine.emit_all(ticks).await?;
+    /// assert_eq!(spine.run_until_idle().await?.steps, 4);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn emit_all<I: RootEvents>(&self, events: I) -> Emitting<'_, ()> {
         self.enqueue(events.into_roots(), ())
     }
@@ -140,11 +184,9 @@ impl<B: Backend> Spine<B> {
     /// Stores `batch` in the backend; the future resolves to `value` once it is stored.
     fn enqueue<T: Send + 'static>(&self, batch: Vec<AnyEnvelope>, value: T) -> Emitting<'_, T> {
         let backend = &self.inner.backend;
-        Emitting {
-            future: Box::pin(async move {
-                backend.enqueue(batch).await?;
-                Ok(value)
-            }),
-        }
+        Emitting::new(async move {
+            backend.enqueue(batch).await?;
+            Ok(value)
+        })
     }
 }

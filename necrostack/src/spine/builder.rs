@@ -226,6 +226,9 @@ impl<B: Backend> SpineBuilder<B> {
     /// Keeps events of type `E` with the same key in order when
     /// [`concurrency`](Self::concurrency) is above 1: an event waits while another with
     /// its key is in flight. Keys are compared by hash.
+    ///
+    /// The key is owned (`order.id`, `order.account.clone()`), not borrowed from the
+    /// event: `|order: &Order| &order.account` does not compile.
     pub fn order_key<E: Event, K: Hash>(
         mut self,
         key: impl Fn(&E) -> K + Send + Sync + 'static,
@@ -254,7 +257,8 @@ impl<B: Backend> SpineBuilder<B> {
         self
     }
 
-    /// Called once for every failed handling (after retries), e.g. for metrics.
+    /// Called once for every failed handling (after retries), e.g. for metrics. A plain
+    /// function, called on the spine's task: for async work, spawn a task from it.
     pub fn on_failure(mut self, hook: impl Fn(&Failure) + Send + Sync + 'static) -> Self {
         self.dispatch.on_failure = Some(Arc::new(hook));
         self

@@ -14,9 +14,12 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use necrostack::backend::{
-    Backend, BackendError, Completion, DeadLetter, DeadLetterReason, Delivery,
+    Backend, BackendError, Completion, DeadLetter, DeadLetterReason, Delivery, Scheduled,
 };
-use necrostack::{organ, AnyEnvelope, Envelope, Event, InMemoryBackend, RedisBackend, Spine};
+use necrostack::{
+    organ, AnyEnvelope, Envelope, Event, FailurePolicy, InMemoryBackend, RedisBackend, RetryPolicy,
+    Spine,
+};
 use serde::{Deserialize, Serialize};
 
 #[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
@@ -528,6 +531,7 @@ async fn completion_stores_output_and_dead_letters<H: Harness>(h: H) {
         Completion {
             emitted: emitted.clone().into(),
             dead_letters: vec![letter],
+            ..Completion::default()
         },
     )
     .await
@@ -569,6 +573,171 @@ async fn a_spine_runs_on_it<H: Harness>(h: H) {
     assert_eq!(report.steps, 80);
     assert_eq!(report.handled, 80);
     assert_eq!(report.emitted, 40);
+}
+
+/// Scheduled events (from `schedule` and from a completion) are delivered once due and
+/// never before; `next_due` tells when the earliest one is due.
+async fn scheduled_events_wait_until_due<H: Harness>(h: H) {
+    let a = h.consumer("a").await;
+    let now = chrono::Utc::now();
+    let due = |ms: i64| now + chrono::Duration::milliseconds(ms);
+    let scheduled = |seq: u32, at| Scheduled {
+        envelope: Envelope::new(item(5, seq)).into(),
+        due: at,
+    };
+    a.schedule(vec![scheduled(1, due(600)), scheduled(0, due(-1000))])
+        .await
+        .unwrap();
+    // The one already due comes at once (within the backend's scheduling period).
+    let first = pull_n(&a, 1, 10, Duration::from_secs(5)).await;
+    assert_eq!(decode(&first[0]).seq, 0);
+    let next = a
+        .next_due()
+        .await
+        .unwrap()
+        .expect("one event still scheduled");
+    assert!(
+        (next - due(600)).num_milliseconds().abs() <= 1,
+        "{next} vs {}",
+        due(600)
+    );
+    // Its handling schedules another, 300 ms from now, atomically with the ack.
+    let from_completion = due(300).max(chrono::Utc::now() + chrono::Duration::milliseconds(300));
+    let receipt = first.into_iter().next().unwrap().receipt;
+    let completion = Completion {
+        scheduled: vec![scheduled(2, from_completion)],
+        ..Completion::default()
+    };
+    a.complete(receipt, completion).await.unwrap();
+    let mut arrivals = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while arrivals.len() < 2 && Instant::now() < deadline {
+        for delivery in a.pull(10, Duration::from_millis(100)).await.unwrap() {
+            arrivals.push((decode(&delivery).seq, chrono::Utc::now()));
+            complete_all(&a, vec![delivery]).await;
+        }
+    }
+    let seqs: Vec<u32> = arrivals.iter().map(|(seq, _)| *seq).collect();
+    assert_eq!(seqs, [2, 1], "delivered in due order, each once");
+    assert!(arrivals[0].1 >= from_completion, "not before its time");
+    assert!(arrivals[1].1 >= due(600), "not before its time");
+    assert_eq!(a.next_due().await.unwrap(), None);
+    assert_drained(&a).await;
+}
+
+/// Fails the first two tries of every even item: the retries must come back through the
+/// backend, to this organ only, with the attempt number in the envelope.
+#[derive(Default)]
+struct Flaky {
+    calls: std::sync::Mutex<Vec<(u32, u32)>>,
+}
+
+#[organ(listens_to = Item)]
+impl Flaky {
+    fn handle(&self, item: &Envelope<Item>) -> Result<(), std::io::Error> {
+        self.calls.lock().unwrap().push((item.seq, item.attempt()));
+        if item.seq % 2 == 0 && item.attempt() < 3 {
+            return Err(std::io::Error::other(format!(
+                "try {} fails",
+                item.attempt()
+            )));
+        }
+        Ok(())
+    }
+}
+
+#[derive(Default)]
+struct Steady {
+    calls: std::sync::atomic::AtomicU32,
+}
+
+#[organ(listens_to = Item)]
+impl Steady {
+    fn handle(&self, _: &Item) {
+        self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+async fn retries_go_through_the_backend<H: Harness>(h: H) {
+    let b = h.consumer("retries").await;
+    let flaky = std::sync::Arc::new(Flaky::default());
+    let steady = std::sync::Arc::new(Steady::default());
+    let retry = RetryPolicy::new(3)
+        .backoff(Duration::from_millis(100), Duration::from_millis(200))
+        .jitter(false);
+    let spine = Spine::builder()
+        .organ(SharedOrgan(std::sync::Arc::clone(&steady)))
+        .organ_with_policy(
+            SharedOrgan(std::sync::Arc::clone(&flaky)),
+            FailurePolicy::Retry(retry),
+        )
+        .backend(b)
+        .build()
+        .unwrap();
+    spine
+        .emit_all((0..10).map(|seq| item(0, seq)))
+        .await
+        .unwrap();
+    let report = spine.run_until_idle().await.unwrap();
+    assert_eq!(report.retried, 10, "5 even items × 2 retries");
+    assert_eq!(report.failed, 0);
+    assert_eq!(report.dead_lettered, 0);
+    assert_eq!(report.steps, 20, "10 events + 10 retry deliveries");
+    assert_eq!(
+        steady.calls.load(std::sync::atomic::Ordering::SeqCst),
+        10,
+        "a retry is for the failing organ only"
+    );
+    let calls = flaky.calls.lock().unwrap().clone();
+    for seq in 0..10u32 {
+        let attempts: Vec<u32> = calls
+            .iter()
+            .filter(|(s, _)| *s == seq)
+            .map(|(_, a)| *a)
+            .collect();
+        let expected: &[u32] = if seq % 2 == 0 { &[1, 2, 3] } else { &[1] };
+        assert_eq!(attempts, expected, "item {seq}");
+    }
+    // The worker moved on: every odd item was handled before the first retry of item 0.
+    let first_retry = calls.iter().position(|c| *c == (0, 2)).unwrap();
+    assert!(
+        calls[..first_retry]
+            .iter()
+            .filter(|(s, _)| s % 2 == 1)
+            .count()
+            == 5
+    );
+    assert_eq!(h.dead_letter_count().await, 0);
+}
+
+async fn exhausted_retries_are_dead_lettered<H: Harness>(h: H) {
+    let b = h.consumer("exhausted").await;
+    let flaky = std::sync::Arc::new(Flaky::default());
+    let retry = RetryPolicy::new(2).backoff(Duration::from_millis(20), Duration::from_millis(20));
+    let spine = Spine::builder()
+        .organ(SharedOrgan(std::sync::Arc::clone(&flaky)))
+        .failure_policy(FailurePolicy::Retry(retry))
+        .backend(b)
+        .build()
+        .unwrap();
+    spine.emit(item(0, 4)).await.unwrap();
+    let report = spine.run_until_idle().await.unwrap();
+    assert_eq!(
+        (report.retried, report.failed, report.dead_lettered),
+        (1, 1, 1)
+    );
+    assert_eq!(h.dead_letter_count().await, 1);
+}
+
+/// An organ shared with the test through an `Arc`, so the test can read its state.
+struct SharedOrgan<O>(std::sync::Arc<O>);
+
+impl<O: necrostack::Organ> necrostack::Organ for SharedOrgan<O> {
+    type Event = O::Event;
+    const NAME: &'static str = O::NAME;
+    fn call<'a>(&'a self, event: &'a Envelope<O::Event>) -> necrostack::Handling<'a> {
+        self.0.call(event)
+    }
 }
 
 macro_rules! suite {
@@ -642,6 +811,18 @@ macro_rules! suite {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn a_spine_runs_on_it() {
                 run("spine", super::a_spine_runs_on_it::<$harness>).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn scheduled_events_wait_until_due() {
+                run("scheduled", super::scheduled_events_wait_until_due::<$harness>).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn retries_go_through_the_backend() {
+                run("retries", super::retries_go_through_the_backend::<$harness>).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn exhausted_retries_are_dead_lettered() {
+                run("exhausted", super::exhausted_retries_are_dead_lettered::<$harness>).await
             }
 
             $(

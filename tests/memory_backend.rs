@@ -57,7 +57,7 @@ proptest! {
                     }
                     Op::Complete(values) => {
                         let emitted = values.iter().map(|v| Envelope::new(A(*v)).into()).collect();
-                        backend.complete((), Completion { emitted, dead_letters: Vec::new() }).await.unwrap();
+                        backend.complete((), Completion { emitted, ..Completion::default() }).await.unwrap();
                         model.extend(values);
                     }
                     Op::ReleaseLast(n) => {
@@ -158,7 +158,7 @@ fn a_bounded_queue_applies_backpressure_to_producers() {
                 (),
                 Completion {
                     emitted: emitted.into(),
-                    dead_letters: Vec::new(),
+                    ..Completion::default()
                 },
             )
             .await

@@ -212,23 +212,25 @@ async fn workers_recover_from_a_redis_restart_and_lose_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_worker_survives_a_redis_that_lost_its_data() {
+async fn a_redis_that_lost_its_data_ends_the_run_with_nogroup_and_a_rebuilt_worker_goes_on() {
     init_logs();
     let Some(mut server) = redis_server::RedisServer::start() else {
         return; // no persistence: a restart empties Redis
     };
     let url = server.url();
     let handled = Arc::new(Mutex::new(Vec::new()));
+    let spine_on = |backend: RedisBackend| {
+        Spine::builder()
+            .organ(Worker {
+                handled: Arc::clone(&handled),
+            })
+            .backend(backend)
+            .poll_interval(Duration::from_millis(100))
+            .build()
+            .unwrap()
+    };
     let backend = builder(&url, "survivor").build().await.unwrap();
-    let spine = Spine::builder()
-        .organ(Worker {
-            handled: Arc::clone(&handled),
-        })
-        .backend(backend.clone())
-        .poll_interval(Duration::from_millis(100))
-        .build()
-        .unwrap();
-    let stop = spine.stop_handle();
+    let spine = spine_on(backend.clone());
     let running = tokio::spawn(async move { spine.run().await });
     backend
         .enqueue(vec![Envelope::new(Job { n: 1 }).into()])
@@ -246,9 +248,22 @@ async fn a_worker_survives_a_redis_that_lost_its_data() {
     };
     wait_for(1).await;
 
-    server.restart(); // the stream and the group are gone
-                      // `enqueue` recreates the stream but not the group; the worker's next read finds the
-                      // group missing, creates it again and handles what comes next.
+    // The stream and the group are gone: whatever the group had not handled is lost, so
+    // the run ends with an error that says so, instead of going on as if nothing happened.
+    server.restart();
+    let error = tokio::time::timeout(Duration::from_secs(20), running)
+        .await
+        .expect("the run ends")
+        .unwrap()
+        .expect_err("a lost group is an error");
+    assert!(error.to_string().contains("NOGROUP"), "{error}");
+    let _ = backend.close().await;
+
+    // A worker built again creates a new group and handles what comes next.
+    let backend = builder(&url, "survivor").build().await.unwrap();
+    let spine = spine_on(backend.clone());
+    let stop = spine.stop_handle();
+    let running = tokio::spawn(async move { spine.run().await });
     backend
         .enqueue(vec![Envelope::new(Job { n: 2 }).into()])
         .await

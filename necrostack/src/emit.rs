@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::envelope::{Envelope, ErasedEnvelope, Meta};
 use crate::event::Event;
@@ -25,10 +26,17 @@ use crate::organ::OrganError;
 /// assert_eq!(emit.len(), 2);
 /// assert_eq!(emit.event_types().collect::<Vec<_>>(), ["Thunder", "Rain"]);
 /// assert_eq!(emit.events::<Rain>().collect::<Vec<_>>(), [&Rain { mm: 3 }]);
+///
+/// // An event to deliver later (a reminder, a timeout): stored by the backend with the
+/// // handling's acknowledgement and delivered once due, by any worker.
+/// let later = Emit::new().with(Thunder).after(std::time::Duration::from_secs(60), Rain { mm: 1 });
+/// assert_eq!(later.len(), 2);
 /// ```
 #[derive(Default, Clone)]
 pub struct Emit {
     pub(crate) events: Events,
+    /// Events to deliver after a delay, in the order added.
+    pub(crate) delayed: Vec<(Duration, Arc<dyn ErasedEnvelope>)>,
 }
 
 /// The events of an [`Emit`], in order. Most handlers emit zero or one event per call:
@@ -79,6 +87,7 @@ impl Emit {
     pub fn new() -> Self {
         Emit {
             events: Events::default(),
+            delayed: Vec::new(),
         }
     }
 
@@ -96,26 +105,51 @@ impl Emit {
             .push(Arc::new(Envelope::from_parts(Meta::unstamped(), event)));
     }
 
+    /// Adds `event` to be delivered `delay` from now, and returns `self`, for chaining.
+    /// The backend stores it with the handling's acknowledgement (on Redis, in a sorted
+    /// set beside the stream), so it survives restarts and is delivered by any worker
+    /// once due; never before.
+    pub fn after<E: Event>(mut self, delay: Duration, event: E) -> Self {
+        self.push_after(delay, event);
+        self
+    }
+
+    /// Adds `event` to be delivered `delay` from now (see [`after`](Self::after)).
+    pub fn push_after<E: Event>(&mut self, delay: Duration, event: E) {
+        self.delayed.push((
+            delay,
+            Arc::new(Envelope::from_parts(Meta::unstamped(), event)),
+        ));
+    }
+
     /// How many events.
     pub fn len(&self) -> usize {
-        self.events.len()
+        self.events.len() + self.delayed.len()
     }
 
     /// Whether there are no events.
     pub fn is_empty(&self) -> bool {
-        self.events.first.is_none()
+        self.events.first.is_none() && self.delayed.is_empty()
     }
 
     /// The event type names, in order.
     pub fn event_types(&self) -> impl Iterator<Item = &'static str> + '_ {
-        self.events.iter().map(|e| e.payload().name())
+        self.all().map(|e| e.payload().name())
     }
 
     /// The events of type `E`, in order; events of other types are skipped.
     pub fn events<E: Event>(&self) -> impl Iterator<Item = &E> + '_ {
+        self.all()
+            .filter_map(|e| e.payload().as_any().downcast_ref::<E>())
+    }
+}
+
+impl Emit {
+    /// Every event, the immediate ones first, then the delayed ones.
+    fn all(&self) -> impl Iterator<Item = &Arc<dyn ErasedEnvelope>> + '_ {
         self.events
             .iter()
-            .filter_map(|e| e.payload().as_any().downcast_ref::<E>())
+            .chain(self.delayed.iter().map(|(_, e)| e))
     }
 }
 
@@ -178,6 +212,74 @@ impl IntoEmit for Emit {
             for event in self.events {
                 out.events.push(event);
             }
+            out.delayed.extend(self.delayed);
+        }
+    }
+}
+
+/// An event an organ returns to be delivered after a delay: return
+/// `Delayed::new(Duration::from_secs(30), Reminder { .. })` (or an `Option`/`Vec`/tuple
+/// holding one), or use [`Emit::after`].
+///
+/// ```
+/// use necrostack::{organ, Delayed, Event};
+/// use serde::{Deserialize, Serialize};
+/// use std::time::Duration;
+///
+/// #[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
+/// struct OrderPlaced { id: u64 }
+/// #[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
+/// struct PaymentDeadline { id: u64 }
+///
+/// #[organ(listens_to = OrderPlaced)]
+/// fn start_clock(order: &OrderPlaced) -> Delayed<PaymentDeadline> {
+///     Delayed::new(Duration::from_secs(15 * 60), PaymentDeadline { id: order.id })
+/// }
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct Delayed<E> {
+    delay: Duration,
+    event: E,
+}
+
+impl<E: Event> Delayed<E> {
+    /// `event`, to be delivered `delay` after the handling that returns it completes.
+    pub fn new(delay: Duration, event: E) -> Self {
+        Delayed { delay, event }
+    }
+
+    /// The delay.
+    pub fn delay(&self) -> Duration {
+        self.delay
+    }
+
+    /// The event.
+    pub fn event(&self) -> &E {
+        &self.event
+    }
+}
+
+#[diagnostic::do_not_recommend]
+impl<E: Event> IntoEmit for Delayed<E> {
+    fn into_emit(self, out: &mut Emit) {
+        out.push_after(self.delay, self.event);
+    }
+}
+
+#[diagnostic::do_not_recommend]
+impl<E: Event> IntoEmit for Option<Delayed<E>> {
+    fn into_emit(self, out: &mut Emit) {
+        if let Some(delayed) = self {
+            delayed.into_emit(out);
+        }
+    }
+}
+
+#[diagnostic::do_not_recommend]
+impl<E: Event> IntoEmit for Vec<Delayed<E>> {
+    fn into_emit(self, out: &mut Emit) {
+        for delayed in self {
+            delayed.into_emit(out);
         }
     }
 }

@@ -22,6 +22,10 @@ pub(crate) struct Meta {
     pub(crate) correlation_id: Uuid,
     pub(crate) causation_id: Option<Uuid>,
     pub(crate) depth: u32,
+    /// Which try of the failure policy this is: 1, or more for a scheduled retry.
+    pub(crate) attempt: u32,
+    /// For a retry: the one organ it is for (the others already handled the event).
+    pub(crate) organ: Option<Arc<str>>,
 }
 
 impl Meta {
@@ -34,6 +38,8 @@ impl Meta {
             correlation_id: Uuid::nil(),
             causation_id: None,
             depth: 0,
+            attempt: 1,
+            organ: None,
         }
     }
 
@@ -46,6 +52,8 @@ impl Meta {
             correlation_id: id,
             causation_id: None,
             depth: 0,
+            attempt: 1,
+            organ: None,
         }
     }
 
@@ -58,6 +66,17 @@ impl Meta {
             correlation_id: self.correlation_id,
             causation_id: Some(self.id),
             depth: self.depth.saturating_add(1),
+            attempt: 1,
+            organ: None,
+        }
+    }
+
+    /// The same event again, as try number `attempt` of `organ` only.
+    pub(crate) fn retry(&self, attempt: u32, organ: &str) -> Self {
+        Meta {
+            attempt,
+            organ: Some(Arc::from(organ)),
+            ..self.clone()
         }
     }
 }
@@ -147,6 +166,20 @@ impl<E> Envelope<E> {
         self.meta.depth
     }
 
+    /// Which try this is under [`FailurePolicy::Retry`](crate::FailurePolicy::Retry): 1 for
+    /// the first handling, 2 for the first retry, and so on. A retry is the same event
+    /// (same id and lineage) delivered again to the one organ that failed. A redelivery
+    /// after a crash does not change it: that is the backend's
+    /// [`Delivery::attempt`](crate::backend::Delivery::attempt).
+    pub fn attempt(&self) -> u32 {
+        self.meta.attempt
+    }
+
+    /// For a retry, the name of the organ it is for; `None` for a first handling.
+    pub fn retry_organ(&self) -> Option<&str> {
+        self.meta.organ.as_deref()
+    }
+
     /// The event itself.
     pub fn payload(&self) -> &E {
         &self.payload
@@ -190,6 +223,7 @@ impl<E: fmt::Debug + Event> fmt::Debug for Envelope<E> {
             .field("correlation_id", &self.meta.correlation_id)
             .field("causation_id", &self.meta.causation_id)
             .field("depth", &self.meta.depth)
+            .field("attempt", &self.meta.attempt)
             .field("payload", &self.payload)
             .finish()
     }
@@ -334,6 +368,34 @@ impl AnyEnvelope {
     /// Hops from the root event.
     pub fn depth(&self) -> u32 {
         self.meta().depth
+    }
+
+    /// Which try of the failure policy this is (see [`Envelope::attempt`]).
+    pub fn attempt(&self) -> u32 {
+        self.meta().attempt
+    }
+
+    /// For a retry, the organ it is for (see [`Envelope::retry_organ`]).
+    pub fn retry_organ(&self) -> Option<&str> {
+        self.meta().organ.as_deref()
+    }
+
+    /// This event again, as try number `attempt` for `organ` only: same id, lineage and
+    /// payload (shared, not copied).
+    pub(crate) fn retry(&self, attempt: u32, organ: &str) -> AnyEnvelope {
+        let meta = self.meta().retry(attempt, organ);
+        let repr = match &self.repr {
+            Repr::Typed(typed) => Repr::Restamped(Box::new((meta, Arc::clone(typed)))),
+            Repr::Restamped(restamped) => {
+                Repr::Restamped(Box::new((meta, Arc::clone(&restamped.1))))
+            }
+            Repr::Json(wire) => Repr::Json(Box::new(WireEnvelope {
+                meta,
+                event_type: wire.event_type.clone(),
+                payload: wire.payload.clone(),
+            })),
+        };
+        AnyEnvelope { repr }
     }
 
     /// The payload as a typed reference, when it is an in-process value of type `E`.
@@ -498,6 +560,7 @@ impl fmt::Debug for AnyEnvelope {
             .field("correlation_id", &meta.correlation_id)
             .field("causation_id", &meta.causation_id)
             .field("depth", &meta.depth)
+            .field("attempt", &meta.attempt)
             .field("payload", &payload)
             .finish()
     }

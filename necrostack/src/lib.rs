@@ -44,6 +44,7 @@ mod error;
 mod event;
 mod identity;
 mod organ;
+mod policy;
 pub mod spine;
 pub mod testing;
 mod wire;
@@ -52,7 +53,7 @@ pub use backend::memory::InMemoryBackend;
 #[cfg(feature = "redis")]
 pub use backend::redis::RedisBackend;
 pub use backend::Backend;
-pub use emit::{Emit, IntoEmit, IntoOutcome};
+pub use emit::{Delayed, Emit, IntoEmit, IntoOutcome};
 pub use envelope::{AnyEnvelope, Envelope};
 pub use error::{BoxError, Error};
 pub use event::Event;

@@ -6,6 +6,7 @@ use std::pin::Pin;
 use crate::emit::Emit;
 use crate::envelope::Envelope;
 use crate::event::Event;
+use crate::policy::FailurePolicy;
 
 /// The error an organ's handler returned, boxed.
 pub type OrganError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -133,6 +134,47 @@ pub trait Organ: Send + Sync + 'static {
 
     /// Runs the handler on one event.
     fn call<'a>(&'a self, event: &'a Envelope<Self::Event>) -> Handling<'a>;
+}
+
+/// An organ with its concrete type erased, for a list of organs of one event type.
+pub(crate) trait DynOrgan<E>: Send + Sync {
+    fn name(&self) -> &'static str;
+    fn call<'a>(&'a self, event: &'a Envelope<E>) -> Handling<'a>;
+    /// The organ's own failure policy, overriding the spine's.
+    fn policy(&self) -> Option<&FailurePolicy> {
+        None
+    }
+}
+
+impl<O: Organ> DynOrgan<O::Event> for O {
+    fn name(&self) -> &'static str {
+        O::NAME
+    }
+
+    fn call<'a>(&'a self, event: &'a Envelope<O::Event>) -> Handling<'a> {
+        Organ::call(self, event)
+    }
+}
+
+/// An organ registered with a failure policy of its own
+/// ([`SpineBuilder::organ_with_policy`](crate::SpineBuilder::organ_with_policy)).
+pub(crate) struct WithPolicy<O> {
+    pub(crate) organ: O,
+    pub(crate) policy: FailurePolicy,
+}
+
+impl<O: Organ> DynOrgan<O::Event> for WithPolicy<O> {
+    fn name(&self) -> &'static str {
+        O::NAME
+    }
+
+    fn call<'a>(&'a self, event: &'a Envelope<O::Event>) -> Handling<'a> {
+        self.organ.call(event)
+    }
+
+    fn policy(&self) -> Option<&FailurePolicy> {
+        Some(&self.policy)
+    }
 }
 
 /// The parameter forms an organ listening to the event `Self` may take, by reference:

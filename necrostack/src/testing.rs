@@ -31,7 +31,9 @@
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use crate::backend::{Backend, BackendError, Batch, Completion, DeadLetter, Delivery};
+use chrono::{DateTime, Utc};
+
+use crate::backend::{Backend, BackendError, Batch, Completion, DeadLetter, Delivery, Scheduled};
 use crate::emit::Emit;
 use crate::envelope::{AnyEnvelope, Envelope};
 use crate::error::Error;
@@ -205,15 +207,29 @@ impl Backend for Recording {
     }
 
     async fn complete(&self, receipt: (), completion: Completion) -> Result<(), BackendError> {
+        // Emitted events, with those emitted after a delay; retries are not emissions.
+        let delayed = completion
+            .scheduled
+            .iter()
+            .filter(|s| s.envelope.retry_organ().is_none())
+            .map(|s| s.envelope.clone());
         self.emitted
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .extend(completion.emitted.iter().cloned());
+            .extend(completion.emitted.iter().cloned().chain(delayed));
         self.inner.complete(receipt, completion).await
     }
 
     async fn release(&self, deliveries: Vec<Delivery<()>>) -> Result<(), BackendError> {
         self.inner.release(deliveries).await
+    }
+
+    async fn schedule(&self, events: Vec<Scheduled>) -> Result<(), BackendError> {
+        self.inner.schedule(events).await
+    }
+
+    async fn next_due(&self) -> Result<Option<DateTime<Utc>>, BackendError> {
+        self.inner.next_due().await
     }
 
     async fn close(&self) -> Result<(), BackendError> {

@@ -1,5 +1,6 @@
 //! The JSON wire format:
-//! `{"id", "timestamp", "event_type", "payload", "correlation_id", "causation_id", "depth"}`.
+//! `{"id", "timestamp", "event_type", "payload", "correlation_id", "causation_id", "depth"}`,
+//! plus `"attempt"` and `"organ"` on a scheduled retry (absent otherwise).
 //!
 //! Decoding is strict: every field must be present with the right type, unknown
 //! top-level fields are rejected, ids are hyphenated UUID strings (any version, so other
@@ -62,6 +63,20 @@ struct WireOut<'a, P: ?Sized + Serialize> {
     correlation_id: Hyphenated,
     causation_id: Option<Hyphenated>,
     depth: u32,
+    // Written only for retries, so a first handling's entry is exactly the documented
+    // seven fields.
+    #[serde(skip_serializing_if = "is_first_attempt")]
+    attempt: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    organ: Option<&'a str>,
+}
+
+fn is_first_attempt(attempt: &u32) -> bool {
+    *attempt == 1
+}
+
+fn first_attempt() -> u32 {
+    1
 }
 
 #[derive(Serialize)]
@@ -85,6 +100,8 @@ pub(crate) fn encode<P: ?Sized + Serialize>(
         correlation_id: Hyphenated(meta.correlation_id),
         causation_id: meta.causation_id.map(Hyphenated),
         depth: meta.depth,
+        attempt: meta.attempt,
+        organ: meta.organ.as_deref(),
     };
     serde_json::to_vec(&wire).map_err(EncodeError)
 }
@@ -104,6 +121,11 @@ struct WireIn {
     #[serde(deserialize_with = "de_causation_id")]
     causation_id: Option<Uuid>,
     depth: u32,
+    // Optional: absent means a first handling (1) for every organ.
+    #[serde(default = "first_attempt", deserialize_with = "de_attempt")]
+    attempt: u32,
+    #[serde(default)]
+    organ: Option<String>,
 }
 
 pub(crate) fn decode(bytes: &[u8]) -> Result<AnyEnvelope, DecodeError> {
@@ -120,6 +142,8 @@ pub(crate) fn decode(bytes: &[u8]) -> Result<AnyEnvelope, DecodeError> {
         correlation_id: wire.correlation_id,
         causation_id: wire.causation_id,
         depth: wire.depth,
+        attempt: wire.attempt,
+        organ: wire.organ.map(Into::into),
     };
     Ok(AnyEnvelope::from_wire(meta, wire.event_type, wire.payload))
 }
@@ -134,6 +158,13 @@ fn parse_uuid<E: de::Error>(field: &str, text: &str) -> Result<Uuid, E> {
     }
     Uuid::try_parse(text)
         .map_err(|e| E::custom(format_args!("{field}: invalid UUID {text:?}: {e}")))
+}
+
+fn de_attempt<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    match u32::deserialize(d)? {
+        0 => Err(de::Error::custom("attempt: must be at least 1, found 0")),
+        attempt => Ok(attempt),
+    }
 }
 
 fn de_id<'de, D: Deserializer<'de>>(d: D) -> Result<Uuid, D::Error> {

@@ -1,13 +1,15 @@
 //! [`InMemoryBackend`]: a FIFO queue inside the process.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use super::{Backend, BackendError, Batch, Completion, DeadLetter, Delivery};
+use chrono::{DateTime, Utc};
+
+use super::{Backend, BackendError, Batch, Completion, DeadLetter, Delivery, Scheduled};
 use crate::envelope::AnyEnvelope;
 
 /// A FIFO queue in the memory of one process; the default backend of a spine.
@@ -17,7 +19,9 @@ use crate::envelope::AnyEnvelope;
 /// waits for room (backpressure), while the events organs emit are always accepted, since
 /// the spine that would make room is the one emitting. [`close`](Backend::close) discards
 /// what is pending. Dead letters are kept and can be read back with
-/// [`dead_letters`](InMemoryBackend::dead_letters).
+/// [`dead_letters`](InMemoryBackend::dead_letters). Scheduled events (retries,
+/// `emit_after`) wait in a timer queue and join the end of the queue when due; they are
+/// lost with the process, like everything else here.
 ///
 /// Cloning gives another handle to the same queue, e.g. to inspect it while a spine runs.
 ///
@@ -58,6 +62,10 @@ struct Shared {
 struct State {
     /// Events with the number of times each was delivered before.
     queue: VecDeque<(AnyEnvelope, u32)>,
+    /// Events not yet due, by due time and then in the order scheduled.
+    scheduled: BTreeMap<(Instant, u64), AnyEnvelope>,
+    /// Tie-breaker for `scheduled`: events due at one instant keep their order.
+    scheduled_seq: u64,
     dead_letters: Vec<DeadLetter>,
     closed: bool,
     /// Pullers asleep on `readable`: enqueuing skips the wake-up when there are none.
@@ -71,6 +79,7 @@ impl std::fmt::Debug for InMemoryBackend {
         let state = self.lock();
         f.debug_struct("InMemoryBackend")
             .field("pending", &state.queue.len())
+            .field("scheduled", &state.scheduled.len())
             .field("capacity", &self.shared.capacity)
             .field("dead_letters", &state.dead_letters.len())
             .field("closed", &state.closed)
@@ -102,14 +111,20 @@ impl InMemoryBackend {
         }
     }
 
-    /// How many events are waiting.
+    /// How many events are waiting (due ones; see [`scheduled_len`](Self::scheduled_len)
+    /// for those that are not due yet).
     pub fn len(&self) -> usize {
         self.lock().queue.len()
     }
 
-    /// Whether no events are waiting.
+    /// Whether no events are waiting (scheduled ones not counted).
     pub fn is_empty(&self) -> bool {
         self.lock().queue.is_empty()
+    }
+
+    /// How many scheduled events are not due yet.
+    pub fn scheduled_len(&self) -> usize {
+        self.lock().scheduled.len()
     }
 
     /// A copy of the dead letters stored so far, oldest first.
@@ -147,6 +162,36 @@ impl InMemoryBackend {
             self.shared.writable.notify_waiters();
         }
         batch
+    }
+
+    /// Moves the scheduled events that are due to the end of the queue, in due order.
+    /// Returns when the next one is due, if any.
+    fn promote_due(state: &mut State) -> Option<Instant> {
+        if state.scheduled.is_empty() {
+            return None;
+        }
+        let now = Instant::now();
+        while let Some(entry) = state.scheduled.first_entry() {
+            if entry.key().0 > now {
+                return Some(entry.key().0);
+            }
+            let envelope = entry.remove();
+            state.queue.push_back((envelope, 0));
+        }
+        None
+    }
+
+    fn add_scheduled(state: &mut State, events: Vec<Scheduled>) {
+        let (now, utc_now) = (Instant::now(), Utc::now());
+        for Scheduled { envelope, due } in events {
+            let wait = (due - utc_now).to_std().unwrap_or_default();
+            let at = now
+                .checked_add(wait)
+                .unwrap_or(now + Duration::from_secs(86_400 * 365));
+            state.scheduled_seq += 1;
+            let seq = state.scheduled_seq;
+            state.scheduled.insert((at, seq), envelope);
+        }
     }
 
     fn wake_pullers(&self, state: &State) {
@@ -222,6 +267,7 @@ impl Backend for InMemoryBackend {
             if state.closed {
                 return Err(BackendError::Closed);
             }
+            Self::promote_due(&mut state);
             if !state.queue.is_empty() {
                 return Ok(self.take(&mut state, max));
             }
@@ -234,18 +280,25 @@ impl Backend for InMemoryBackend {
             let arrival = self.shared.readable.notified();
             tokio::pin!(arrival);
             arrival.as_mut().enable();
-            let _sleeping = {
+            let (_sleeping, next_due) = {
                 let mut state = self.lock();
                 if state.closed {
                     return Err(BackendError::Closed);
                 }
+                let next_due = Self::promote_due(&mut state);
                 if !state.queue.is_empty() {
                     return Ok(self.take(&mut state, max));
                 }
                 if timeout.is_zero() || deadline.is_some_and(|d| Instant::now() >= d) {
                     return Ok(Batch::new());
                 }
-                Sleeping::register(self, &mut state, |s| &mut s.sleeping_pullers)
+                let sleeping = Sleeping::register(self, &mut state, |s| &mut s.sleeping_pullers);
+                (sleeping, next_due)
+            };
+            // Wake up for the next scheduled event as well as for arrivals.
+            let deadline = match (deadline, next_due) {
+                (Some(deadline), Some(due)) => Some(deadline.min(due)),
+                (deadline, due) => deadline.or(due),
             };
             match deadline {
                 Some(deadline) => {
@@ -266,6 +319,7 @@ impl Backend for InMemoryBackend {
         state
             .queue
             .extend(completion.emitted.into_iter().map(|e| (e, 0)));
+        Self::add_scheduled(&mut state, completion.scheduled);
         state.dead_letters.extend(completion.dead_letters);
         self.wake_pullers(&state);
         Ok(())
@@ -285,10 +339,34 @@ impl Backend for InMemoryBackend {
         Ok(())
     }
 
+    async fn schedule(&self, events: Vec<Scheduled>) -> Result<(), BackendError> {
+        let mut state = self.lock();
+        if state.closed {
+            return Err(BackendError::Closed);
+        }
+        Self::add_scheduled(&mut state, events);
+        // A sleeping puller must recompute when to wake up.
+        self.wake_pullers(&state);
+        Ok(())
+    }
+
+    async fn next_due(&self) -> Result<Option<DateTime<Utc>>, BackendError> {
+        let state = self.lock();
+        if state.closed {
+            return Err(BackendError::Closed);
+        }
+        let due = state.scheduled.keys().next().map(|(at, _)| {
+            let wait = at.saturating_duration_since(Instant::now());
+            Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default()
+        });
+        Ok(due)
+    }
+
     async fn close(&self) -> Result<(), BackendError> {
         let mut state = self.lock();
         state.closed = true;
         state.queue.clear();
+        state.scheduled.clear();
         self.shared.readable.notify_waiters();
         self.shared.writable.notify_waiters();
         Ok(())

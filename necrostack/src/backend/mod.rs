@@ -10,11 +10,24 @@
 //!   can (so a crash never leaves half of the output, nor output without the ack);
 //! * [`release`](Backend::release): give back deliveries that were pulled but never
 //!   started (on shutdown or when a run stops at `max_steps`), so they are delivered again;
+//! * [`schedule`](Backend::schedule): store events that must not be delivered before a
+//!   given time (`Spine::emit_after`, `emit_at`); [`Completion::scheduled`] does the same
+//!   for what a handling schedules (retries, delayed emits), atomically with its ack;
+//! * [`next_due`](Backend::next_due): when the earliest scheduled event falls due, so
+//!   that a run until idle waits for it;
 //! * [`close`](Backend::close): stop; later calls fail with [`BackendError::Closed`].
 //!
 //! Delivery is at least once: a delivery that is neither completed nor released (the
 //! process died) must eventually be delivered again. `pull` must be cancel-safe: if its
-//! future is dropped, nothing it took may be lost.
+//! future is dropped, nothing it took may be lost. A scheduled event becomes deliverable
+//! once due, like an enqueued one, and never before.
+//!
+//! **Errors end the run.** A backend retries transient failures (a broken connection)
+//! itself, for as long as its own reconnect timeout allows. An error returned by `pull`
+//! or `complete` therefore means it gave up, and the spine's run returns it at once:
+//! it starts no new handlings and leaves what it pulled but did not complete to be
+//! delivered again. An event that cannot be stored (e.g. too large) is not such an
+//! error: `complete` dead-letters it with its reason.
 //!
 //! The conformance suite in the repository's `tests/` runs every backend through the
 //! same tests; run it against a new backend before relying on it.
@@ -53,8 +66,20 @@ pub struct Delivery<R> {
 pub struct Completion {
     /// Events the organs emitted, in order, lineage filled in.
     pub emitted: Batch<AnyEnvelope>,
+    /// Events to deliver later: retries of failed organs, and events the organs emitted
+    /// with a delay.
+    pub scheduled: Vec<Scheduled>,
     /// Events to move to the dead-letter store (usually the delivered event itself).
     pub dead_letters: Vec<DeadLetter>,
+}
+
+/// An event that must not be delivered before `due`.
+#[derive(Debug, Clone)]
+pub struct Scheduled {
+    /// The event.
+    pub envelope: AnyEnvelope,
+    /// The earliest time it may be delivered.
+    pub due: DateTime<Utc>,
 }
 
 /// An event that could not be handled, with the reason, kept for inspection or replay.
@@ -174,6 +199,26 @@ pub trait Backend: Send + Sync + 'static {
         &self,
         deliveries: Vec<Delivery<Self::Receipt>>,
     ) -> impl Future<Output = Result<(), BackendError>> + Send;
+
+    /// Called by the spine when a run ends normally (stopped, idle, or at `max_steps`),
+    /// with nothing of that run in flight: gives back whatever the backend still holds
+    /// for this consumer (read ahead, or left by a read cut short), so that other workers
+    /// get it at once instead of after a takeover timeout. The default does nothing,
+    /// which is right for a backend that holds nothing between pulls.
+    fn release_held(&self) -> impl Future<Output = Result<(), BackendError>> + Send {
+        async { Ok(()) }
+    }
+
+    /// Stores events to be delivered once due (each at or after its `due`), durably
+    /// where the backend is durable. Events already due are delivered as soon as
+    /// possible, after those enqueued before them.
+    fn schedule(
+        &self,
+        events: Vec<Scheduled>,
+    ) -> impl Future<Output = Result<(), BackendError>> + Send;
+
+    /// When the earliest scheduled event is due, or `None` if none is scheduled.
+    fn next_due(&self) -> impl Future<Output = Result<Option<DateTime<Utc>>, BackendError>> + Send;
 
     /// Closes the backend. What this means for stored events is the backend's to say.
     fn close(&self) -> impl Future<Output = Result<(), BackendError>> + Send;

@@ -5,13 +5,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::dispatch::Dispatch;
-use super::policy::{Failure, FailurePolicy};
 use super::routing::RouteTableBuilder;
 use super::{Config, Inner, Spine, StopState};
 use crate::backend::memory::InMemoryBackend;
 use crate::backend::Backend;
 use crate::event::Event;
 use crate::organ::Organ;
+use crate::policy::{Failure, FailurePolicy};
 
 /// The default bound on the steps of one run (see [`SpineBuilder::max_steps`]).
 pub const DEFAULT_MAX_STEPS: u64 = 10_000;
@@ -178,7 +178,39 @@ impl<B: Backend> SpineBuilder<B> {
     /// Registers an organ. An event goes to every organ that listens to its type, in the
     /// order they were registered.
     pub fn organ<O: Organ>(mut self, organ: O) -> Self {
-        self.routes.add_organ(organ);
+        self.routes.add_organ(organ, None);
+        self
+    }
+
+    /// Registers an organ with a failure policy of its own, which overrides the spine's
+    /// [`failure_policy`](Self::failure_policy) for this organ's failures.
+    ///
+    /// ```
+    /// use necrostack::{organ, Event, FailurePolicy, RetryPolicy, Spine};
+    /// use serde::{Deserialize, Serialize};
+    /// use std::time::Duration;
+    ///
+    /// #[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
+    /// struct Invoice { cents: u64 }
+    ///
+    /// #[organ(listens_to = Invoice)]
+    /// fn archive(_: &Invoice) {}
+    ///
+    /// #[organ(listens_to = Invoice)]
+    /// async fn charge(_: &Invoice) -> Result<(), std::io::Error> {
+    ///     Ok(()) // talks to a payment provider that fails now and then
+    /// }
+    ///
+    /// let retry = RetryPolicy::new(5).backoff(Duration::from_millis(200), Duration::from_secs(30));
+    /// let spine = Spine::builder()
+    ///     .failure_policy(FailurePolicy::DeadLetter) // the spine's default for its organs
+    ///     .organ(archive)
+    ///     .organ_with_policy(charge, FailurePolicy::Retry(retry)) // this one retries
+    ///     .build()?;
+    /// # Ok::<(), necrostack::Error>(())
+    /// ```
+    pub fn organ_with_policy<O: Organ>(mut self, organ: O, policy: FailurePolicy) -> Self {
+        self.routes.add_organ(organ, Some(policy));
         self
     }
 
@@ -244,7 +276,14 @@ impl<B: Backend> SpineBuilder<B> {
         self
     }
 
-    /// What to do when an organ fails (default [`FailurePolicy::LogAndContinue`]).
+    /// What to do when an organ fails (default [`FailurePolicy::LogAndContinue`]), for
+    /// every organ registered without a policy of its own
+    /// ([`organ_with_policy`](Self::organ_with_policy)).
+    ///
+    /// Under the default an error is logged and the event acknowledged: on a durable
+    /// backend it is *not* delivered again. Choose [`FailurePolicy::Retry`] (retries,
+    /// then a dead letter) or [`FailurePolicy::DeadLetter`] when a failed event must not
+    /// be lost.
     pub fn failure_policy(mut self, policy: FailurePolicy) -> Self {
         self.dispatch.policy = policy;
         self
@@ -257,8 +296,9 @@ impl<B: Backend> SpineBuilder<B> {
         self
     }
 
-    /// Called once for every failed handling (after retries), e.g. for metrics. A plain
-    /// function, called on the spine's task: for async work, spawn a task from it.
+    /// Called once for every failed handling that will not be retried (the last
+    /// attempt), e.g. for metrics. A plain function, called on the spine's task: for
+    /// async work, spawn a task from it.
     pub fn on_failure(mut self, hook: impl Fn(&Failure) + Send + Sync + 'static) -> Self {
         self.dispatch.on_failure = Some(Arc::new(hook));
         self

@@ -1,5 +1,6 @@
 //! Running the organs of one event: in registration order, each with panic catching,
-//! the handler timeout and the failure policy.
+//! the handler timeout and the failure policy (whose retries are scheduled through the
+//! backend, never waited for here).
 
 use std::any::Any;
 use std::panic::AssertUnwindSafe;
@@ -9,14 +10,14 @@ use std::time::Duration;
 use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
 
-use super::policy::{Failure, FailureKind, FailurePolicy};
 use super::report::RunReport;
-use super::routing::DynOrgan;
-use crate::backend::{Batch, DeadLetter, DeadLetterReason};
+use crate::backend::{Batch, DeadLetter, DeadLetterReason, Scheduled};
 use crate::emit::Emit;
 use crate::envelope::{AnyEnvelope, Envelope};
 use crate::event::Event;
-use crate::organ::{Handling, Permanent};
+use crate::organ::{DynOrgan, Handling, Permanent};
+use crate::policy::{Failure, FailureKind, FailurePolicy};
+use crate::wire::DecodeError;
 
 pub(crate) type FailureHook = Arc<dyn Fn(&Failure) + Send + Sync>;
 
@@ -43,6 +44,8 @@ pub(crate) struct Dispatch {
 #[derive(Default)]
 pub(crate) struct EventOutcome {
     pub(crate) emitted: Batch<AnyEnvelope>,
+    /// Retries of failed organs and events emitted with a delay.
+    pub(crate) scheduled: Vec<Scheduled>,
     pub(crate) dead_letters: Vec<DeadLetter>,
     pub(crate) counts: RunReport,
 }
@@ -51,6 +54,7 @@ impl EventOutcome {
     pub(crate) fn dead(envelope: AnyEnvelope, reason: DeadLetterReason) -> Self {
         EventOutcome {
             emitted: Batch::new(),
+            scheduled: Vec::new(),
             dead_letters: vec![DeadLetter {
                 envelope,
                 reason,
@@ -94,6 +98,48 @@ pub(crate) enum Prepared<'a> {
     Pending(BoxFuture<'a, EventOutcome>),
 }
 
+/// Decodes `envelope` into `slot` (where the caller keeps it while organs borrow it) and
+/// runs `organs` on it, or returns the work left when an organ must be awaited. An event
+/// past the depth limit, or whose payload does not decode, is dead-lettered.
+pub(crate) fn prepare<'a, E: Event>(
+    organs: &'a [Box<dyn DynOrgan<E>>],
+    envelope: AnyEnvelope,
+    slot: &'a mut Option<AnyEnvelope>,
+    ctx: &'a Dispatch,
+) -> Prepared<'a> {
+    if let Some(outcome) = ctx.check_depth(&envelope) {
+        return Prepared::Done(outcome);
+    }
+    let (envelope, error) = match envelope.hold::<E>() {
+        Ok(held) => {
+            let held: &'a AnyEnvelope = slot.insert(held);
+            match held.held::<E>() {
+                Some(event) => return run_organs(organs, held, event, ctx),
+                // `hold` just made it an `Envelope<E>`; kept as an error, never a panic.
+                None => (
+                    held.clone(),
+                    DecodeError::WrongEventType {
+                        expected: E::NAME,
+                        found: held.event_type().to_owned(),
+                    },
+                ),
+            }
+        }
+        Err(failed) => *failed,
+    };
+    tracing::warn!(
+        event_id = %envelope.id(),
+        event_type = %envelope.event_type(),
+        correlation_id = %envelope.correlation_id(),
+        %error,
+        "undecodable event: dead-lettered"
+    );
+    let reason = DeadLetterReason::Undecodable {
+        error: error.to_string(),
+    };
+    Prepared::Done(EventOutcome::dead(envelope, reason))
+}
+
 /// Runs every organ on `event` in order and collects what they emitted.
 ///
 /// Sync organs that succeed are run right here, so an event whose organs are all sync
@@ -106,6 +152,14 @@ pub(crate) fn run_organs<'a, E: Event>(
     event: &'a Envelope<E>,
     ctx: &'a Dispatch,
 ) -> Prepared<'a> {
+    let organs = match event.retry_organ() {
+        None => organs,
+        // A retry is for the one organ that failed; the others handled the event already.
+        Some(name) => match organs.iter().position(|organ| organ.name() == name) {
+            Some(at) => &organs[at..=at],
+            None => return Prepared::Done(organ_gone(envelope, name)),
+        },
+    };
     let mut progress = Progress::default();
     for (index, organ) in organs.iter().enumerate() {
         match start(organ.as_ref(), event) {
@@ -117,6 +171,27 @@ pub(crate) fn run_organs<'a, E: Event>(
         }
     }
     Prepared::Done(progress.finish(envelope))
+}
+
+/// A retry for an organ that this spine does not have (renamed or removed since the
+/// retry was scheduled): dead-lettered, so that it is not silently lost.
+fn organ_gone(envelope: &AnyEnvelope, organ: &str) -> EventOutcome {
+    tracing::warn!(
+        event_id = %envelope.id(),
+        event_type = %envelope.event_type(),
+        organ,
+        attempt = envelope.attempt(),
+        "retry for an organ that no longer listens to this event type: dead-lettered"
+    );
+    let reason = DeadLetterReason::HandlerFailed {
+        organ: organ.to_owned(),
+        error: format!(
+            "no organ named {organ:?} listens to {} on this spine any more",
+            envelope.event_type()
+        ),
+        attempts: envelope.attempt().saturating_sub(1),
+    };
+    EventOutcome::dead(envelope.clone(), reason)
 }
 
 /// Continues [`run_organs`] from `organs[0]`, whose first call gave `first`.
@@ -150,14 +225,26 @@ struct Progress {
     outcome: EventOutcome,
     /// Dead-letter reasons, one per organ that failed under a dead-lettering policy.
     reasons: Vec<DeadLetterReason>,
+    /// Retries to schedule: the organ, its next attempt and the wait before it.
+    retries: Vec<(&'static str, u32, Duration)>,
+}
+
+/// How one organ's failure ends, after the failure policy decided.
+enum Failed {
+    /// Logged and counted; nothing else (`LogAndContinue`).
+    Dropped,
+    /// The event goes to the dead-letter store with this reason.
+    DeadLetter(DeadLetterReason),
+    /// The organ gets another try later.
+    Retry {
+        organ: &'static str,
+        attempt: u32,
+        delay: Duration,
+    },
 }
 
 impl Progress {
-    fn record<E: Event>(
-        &mut self,
-        event: &Envelope<E>,
-        result: Result<Emit, Option<DeadLetterReason>>,
-    ) {
+    fn record<E: Event>(&mut self, event: &Envelope<E>, result: Result<Emit, Failed>) {
         match result {
             Ok(emit) => {
                 let outcome = &mut self.outcome;
@@ -168,9 +255,23 @@ impl Progress {
                         .emitted
                         .push(AnyEnvelope::stamped(event.meta.child(), emitted));
                 }
+                if !emit.delayed.is_empty() {
+                    let now = chrono::Utc::now();
+                    outcome
+                        .scheduled
+                        .extend(emit.delayed.into_iter().map(|(delay, emitted)| Scheduled {
+                            envelope: AnyEnvelope::stamped(event.meta.child(), emitted),
+                            due: due_after(now, delay),
+                        }));
+                }
             }
-            Err(Some(reason)) => self.reasons.push(reason),
-            Err(None) => {}
+            Err(Failed::DeadLetter(reason)) => self.reasons.push(reason),
+            Err(Failed::Retry {
+                organ,
+                attempt,
+                delay,
+            }) => self.retries.push((organ, attempt, delay)),
+            Err(Failed::Dropped) => {}
         }
     }
 
@@ -178,7 +279,21 @@ impl Progress {
         let Progress {
             mut outcome,
             reasons,
+            retries,
         } = self;
+        if !retries.is_empty() {
+            let now = chrono::Utc::now();
+            outcome
+                .scheduled
+                .extend(
+                    retries
+                        .into_iter()
+                        .map(|(organ, attempt, delay)| Scheduled {
+                            envelope: envelope.retry(attempt, organ),
+                            due: due_after(now, delay),
+                        }),
+                );
+        }
         if !reasons.is_empty() {
             let at = chrono::Utc::now();
             outcome.counts.dead_lettered += reasons.len() as u64;
@@ -194,39 +309,50 @@ impl Progress {
     }
 }
 
+/// `now + delay`, saturating far in the future instead of overflowing.
+pub(crate) fn due_after(
+    now: chrono::DateTime<chrono::Utc>,
+    delay: Duration,
+) -> chrono::DateTime<chrono::Utc> {
+    chrono::Duration::from_std(delay)
+        .ok()
+        .and_then(|delay| now.checked_add_signed(delay))
+        .unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC)
+}
+
 /// A failure of one call: what kind, and the message.
 type CallFailure = (FailureKind, String);
 
-/// Runs one organ under the failure policy, given the outcome of its first call.
-/// `Err(Some(reason))` asks for a dead letter.
+/// Runs one organ under the failure policy (the organ's own, else the spine's), given
+/// the outcome of its first call.
 async fn run_one<'a, E: Event>(
     organ: &'a dyn DynOrgan<E>,
     event: &'a Envelope<E>,
     ctx: &Dispatch,
     counts: &mut RunReport,
     first: Result<Handling<'a>, CallFailure>,
-) -> Result<Emit, Option<DeadLetterReason>> {
-    let mut attempt = 1;
-    let mut first = Some(first);
-    loop {
-        let result = match first.take() {
-            Some(Ok(handling)) => finish(handling, ctx.handler_timeout).await,
-            Some(Err(failure)) => Err(failure),
-            None => call_once(organ, event, ctx.handler_timeout).await,
-        };
-        let (kind, error) = match result {
-            Ok(emit) => return Ok(emit),
-            Err(failure) => failure,
-        };
-        let retry = match &ctx.policy {
-            FailurePolicy::Retry(retry)
-                if attempt < retry.max_attempts() && kind != FailureKind::Permanent =>
-            {
-                Some(retry.delay_before(attempt + 1))
-            }
-            _ => None,
-        };
-        tracing::warn!(
+) -> Result<Emit, Failed> {
+    let result = match first {
+        Ok(handling) => finish(handling, ctx.handler_timeout).await,
+        Err(failure) => Err(failure),
+    };
+    let (kind, error) = match result {
+        Ok(emit) => return Ok(emit),
+        Err(failure) => failure,
+    };
+    let policy = organ.policy().unwrap_or(&ctx.policy);
+    let attempt = event.attempt();
+    let retry = match policy {
+        FailurePolicy::Retry(retry)
+            if attempt < retry.max_attempts() && kind != FailureKind::Permanent =>
+        {
+            Some(retry.jittered_delay_before(attempt + 1))
+        }
+        _ => None,
+    };
+    if let Some(delay) = retry {
+        // Expected and handled: not a warning (a flaky dependency must not flood the logs).
+        tracing::info!(
             event_id = %event.id(),
             event_type = E::NAME,
             organ = organ.name(),
@@ -234,45 +360,46 @@ async fn run_one<'a, E: Event>(
             attempt,
             kind = ?kind,
             %error,
-            "organ failed{}",
-            if retry.is_some() { "; retrying" } else { "" }
+            retry_in = ?delay,
+            "organ failed; retry scheduled"
         );
-        if let Some(delay) = retry {
-            counts.retried += 1;
-            attempt += 1;
-            tokio::time::sleep(delay).await;
-            continue;
-        }
-        counts.failed += 1;
-        if let Some(hook) = &ctx.on_failure {
-            hook(&Failure {
-                event_id: event.id(),
-                event_type: E::NAME.to_owned(),
-                correlation_id: event.correlation_id(),
-                organ: organ.name(),
-                kind,
-                error: error.clone(),
-                attempts: attempt,
-            });
-        }
-        return Err(match ctx.policy {
-            FailurePolicy::LogAndContinue => None,
-            _ => Some(DeadLetterReason::HandlerFailed {
-                organ: organ.name().to_owned(),
-                error,
-                attempts: attempt,
-            }),
+        counts.retried += 1;
+        return Err(Failed::Retry {
+            organ: organ.name(),
+            attempt: attempt + 1,
+            delay,
         });
     }
-}
-
-/// Calls the organ once, turning errors, panics and timeouts into a failure.
-async fn call_once<E: Event>(
-    organ: &dyn DynOrgan<E>,
-    event: &Envelope<E>,
-    timeout: Option<Duration>,
-) -> Result<Emit, CallFailure> {
-    finish(start(organ, event)?, timeout).await
+    tracing::warn!(
+        event_id = %event.id(),
+        event_type = E::NAME,
+        organ = organ.name(),
+        correlation_id = %event.correlation_id(),
+        attempt,
+        kind = ?kind,
+        %error,
+        "organ failed"
+    );
+    counts.failed += 1;
+    if let Some(hook) = &ctx.on_failure {
+        hook(&Failure {
+            event_id: event.id(),
+            event_type: E::NAME.to_owned(),
+            correlation_id: event.correlation_id(),
+            organ: organ.name(),
+            kind,
+            error: error.clone(),
+            attempts: attempt,
+        });
+    }
+    Err(match policy {
+        FailurePolicy::LogAndContinue => Failed::Dropped,
+        _ => Failed::DeadLetter(DeadLetterReason::HandlerFailed {
+            organ: organ.name().to_owned(),
+            error,
+            attempts: attempt,
+        }),
+    })
 }
 
 /// Calls the organ: a sync handler runs to the end here, an async one returns its

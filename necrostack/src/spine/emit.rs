@@ -1,5 +1,6 @@
-//! Emitting root events: [`Spine::emit`], [`Spine::emit_all`] and
-//! [`Spine::emit_envelope`], and the [`Emitting`] future they return.
+//! Emitting root events: [`Spine::emit`], [`Spine::emit_all`],
+//! [`Spine::emit_envelope`], [`Spine::emit_after`] and [`Spine::emit_at`], and the
+//! [`Emitting`] future they return.
 //!
 //! Each is a plain method, not an `async fn`: it checks and converts its argument at once
 //! and returns a future that is not generic in the event type. A wrong argument is then
@@ -9,11 +10,13 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::Spine;
-use crate::backend::Backend;
+use crate::backend::{Backend, Scheduled};
 use crate::envelope::{AnyEnvelope, Envelope};
 use crate::error::Error;
 use crate::event::Event;
@@ -179,6 +182,44 @@ impl<B: Backend> Spine<B> {
     /// ```
     pub fn emit_all<I: RootEvents>(&self, events: I) -> Emitting<'_, ()> {
         self.enqueue(events.into_roots(), ())
+    }
+
+    /// Schedules `event` as a root event to be delivered `delay` from now (not before),
+    /// and returns its id. The backend keeps it until due: in memory a timer queue, on
+    /// Redis a sorted set beside the stream, so it survives restarts and is delivered by
+    /// whichever worker sees it due.
+    ///
+    /// ```
+    /// # use necrostack::{organ, Event, Spine};
+    /// # use serde::{Deserialize, Serialize};
+    /// # use std::time::Duration;
+    /// #[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
+    /// struct Reminder { text: String }
+    /// # #[organ(listens_to = Reminder)]
+    /// # fn remind(_: &Reminder) {}
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), necrostack::Error> {
+    /// let spine = Spine::builder().organ(remind).build()?;
+    /// spine.emit_after(Duration::from_millis(20), Reminder { text: "feed the cat".into() }).await?;
+    /// let report = spine.run_until_idle().await?; // waits for scheduled events too
+    /// assert_eq!(report.steps, 1);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn emit_after<E: RootEvent>(&self, delay: Duration, event: E) -> Emitting<'_, Uuid> {
+        self.emit_at(super::due_after(Utc::now(), delay), event)
+    }
+
+    /// Schedules `event` as a root event to be delivered at `due` (not before; at once if
+    /// `due` has passed), and returns its id. See [`emit_after`](Self::emit_after).
+    pub fn emit_at<E: RootEvent>(&self, due: DateTime<Utc>, event: E) -> Emitting<'_, Uuid> {
+        let envelope = event.into_root();
+        let id = envelope.id();
+        let backend = &self.inner.backend;
+        Emitting::new(async move {
+            backend.schedule(vec![Scheduled { envelope, due }]).await?;
+            Ok(id)
+        })
     }
 
     /// Stores `batch` in the backend; the future resolves to `value` once it is stored.

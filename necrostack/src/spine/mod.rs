@@ -4,7 +4,6 @@
 mod builder;
 mod dispatch;
 mod emit;
-mod policy;
 mod report;
 mod routing;
 mod run_loop;
@@ -15,14 +14,16 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
+pub use crate::policy::{Failure, FailureKind, FailurePolicy, RetryPolicy};
 #[doc(hidden)]
 pub use builder::NotYetABackend;
 pub use builder::{
     BuildError, DepthLimit, IntoBackend, SpineBuilder, DEFAULT_DEPTH_LIMIT, DEFAULT_MAX_STEPS,
 };
 pub use emit::{Emitting, RootEvent, RootEvents};
-pub use policy::{Failure, FailureKind, FailurePolicy, RetryPolicy};
 pub use report::RunReport;
+
+pub(crate) use dispatch::due_after;
 
 use crate::backend::memory::InMemoryBackend;
 use crate::backend::Backend;
@@ -112,7 +113,8 @@ impl Spine<InMemoryBackend> {
 
 impl<B: Backend> Spine<B> {
     /// Handles events until the backend has nothing left and nothing is in flight, then
-    /// returns what this run did. Fails with
+    /// returns what this run did. Events scheduled for later (retries, `emit_after`) count
+    /// as left: the run waits for them. Fails with
     /// [`Error::MaxStepsExceeded`] after [`max_steps`](SpineBuilder::max_steps) events.
     pub async fn run_until_idle(&self) -> Result<RunReport, Error> {
         self.drive(run_loop::Mode::UntilIdle).await

@@ -1,35 +1,19 @@
 //! The routing table: for each event type name, the organs listening to it.
 //!
 //! Built once by the [`SpineBuilder`](super::SpineBuilder). Each route is typed over its
-//! event, so the payload is decoded once per event and handed by reference to every organ.
+//! event, so the payload is decoded once per event and handed by reference to every organ;
+//! what happens to the event then is [`dispatch`](super::dispatch)'s.
 
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
 
 use super::builder::BuildError;
-use super::dispatch::{self, Dispatch, EventOutcome, Prepared};
-use crate::backend::DeadLetterReason;
-use crate::envelope::{AnyEnvelope, Envelope};
+use super::dispatch::{self, Dispatch, Prepared};
+use crate::envelope::AnyEnvelope;
 use crate::event::Event;
-use crate::organ::{Handling, Organ};
-use crate::wire::DecodeError;
-
-/// An organ with its concrete type erased, for a list of organs of one event type.
-pub(crate) trait DynOrgan<E>: Send + Sync {
-    fn name(&self) -> &'static str;
-    fn call<'a>(&'a self, event: &'a Envelope<E>) -> Handling<'a>;
-}
-
-impl<O: Organ> DynOrgan<O::Event> for O {
-    fn name(&self) -> &'static str {
-        O::NAME
-    }
-
-    fn call<'a>(&'a self, event: &'a Envelope<O::Event>) -> Handling<'a> {
-        Organ::call(self, event)
-    }
-}
+use crate::organ::{DynOrgan, Organ, WithPolicy};
+use crate::policy::FailurePolicy;
 
 type KeyFn<E> = Box<dyn Fn(&E) -> u64 + Send + Sync>;
 
@@ -90,37 +74,7 @@ impl<E: Event> Route for TypedRoute<E> {
         slot: &'a mut Option<AnyEnvelope>,
         ctx: &'a Dispatch,
     ) -> Prepared<'a> {
-        if let Some(outcome) = ctx.check_depth(&envelope) {
-            return Prepared::Done(outcome);
-        }
-        let (envelope, error) = match envelope.hold::<E>() {
-            Ok(held) => {
-                let held: &'a AnyEnvelope = slot.insert(held);
-                match held.held::<E>() {
-                    Some(event) => return dispatch::run_organs(&self.organs, held, event, ctx),
-                    // `hold` just made it an `Envelope<E>`; kept as an error, never a panic.
-                    None => (
-                        held.clone(),
-                        DecodeError::WrongEventType {
-                            expected: E::NAME,
-                            found: held.event_type().to_owned(),
-                        },
-                    ),
-                }
-            }
-            Err(failed) => *failed,
-        };
-        tracing::warn!(
-            event_id = %envelope.id(),
-            event_type = %envelope.event_type(),
-            correlation_id = %envelope.correlation_id(),
-            %error,
-            "undecodable event: dead-lettered"
-        );
-        let reason = DeadLetterReason::Undecodable {
-            error: error.to_string(),
-        };
-        Prepared::Done(EventOutcome::dead(envelope, reason))
+        dispatch::prepare(&self.organs, envelope, slot, ctx)
     }
 }
 
@@ -168,9 +122,12 @@ impl RouteTableBuilder {
         slot.route.as_any_mut().downcast_mut::<TypedRoute<E>>()
     }
 
-    pub(crate) fn add_organ<O: Organ>(&mut self, organ: O) {
+    pub(crate) fn add_organ<O: Organ>(&mut self, organ: O, policy: Option<FailurePolicy>) {
         if let Some(route) = self.route::<O::Event>() {
-            route.organs.push(Box::new(organ));
+            match policy {
+                None => route.organs.push(Box::new(organ)),
+                Some(policy) => route.organs.push(Box::new(WithPolicy { organ, policy })),
+            }
         }
     }
 

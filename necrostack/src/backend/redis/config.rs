@@ -38,6 +38,11 @@ pub const DEFAULT_MAX_PAYLOAD_BYTES: usize = 1024 * 1024;
 /// before giving up with an error: covers a restart or a failover.
 pub const DEFAULT_RECONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Default period of the scan that moves due scheduled events (retries, `emit_after`)
+/// into the stream: it bounds how late a scheduled event is delivered, and costs one
+/// short script call per period and worker.
+pub const DEFAULT_SCHEDULE_INTERVAL: Duration = Duration::from_millis(100);
+
 /// Where a consumer group created by this backend starts reading.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum GroupStart {
@@ -69,6 +74,7 @@ pub struct RedisConfig {
     pub(crate) max_payload_bytes: usize,
     pub(crate) max_len: Option<usize>,
     pub(crate) reconnect_timeout: Duration,
+    pub(crate) schedule_interval: Duration,
     pub(crate) group_start: GroupStart,
     pub(crate) tls_root_certificate: Option<Vec<u8>>,
 }
@@ -90,6 +96,11 @@ impl RedisConfig {
             Some(name) => format!("{}{}", self.key_prefix, name),
             None => format!("{}:dlq", self.stream_key()),
         }
+    }
+
+    /// The key of the sorted set holding scheduled events (`{stream}:scheduled`).
+    pub fn scheduled_key(&self) -> String {
+        format!("{}:scheduled", self.stream_key())
     }
 
     /// The consumer group.
@@ -159,6 +170,7 @@ impl RedisBackendBuilder {
                 max_payload_bytes: DEFAULT_MAX_PAYLOAD_BYTES,
                 max_len: None,
                 reconnect_timeout: DEFAULT_RECONNECT_TIMEOUT,
+                schedule_interval: DEFAULT_SCHEDULE_INTERVAL,
                 group_start: GroupStart::Beginning,
                 tls_root_certificate: None,
             },
@@ -256,10 +268,21 @@ impl RedisBackendBuilder {
         self
     }
 
-    /// How long `enqueue` and `complete` keep trying to reconnect before returning an
-    /// error (default [`DEFAULT_RECONNECT_TIMEOUT`]).
+    /// How long the backend keeps trying to reach a Redis that went away before an
+    /// operation (`pull`, `complete`, `enqueue`, ...) returns an error (default
+    /// [`DEFAULT_RECONNECT_TIMEOUT`]). The time counts from the first failure, for every
+    /// operation alike, so a spine whose Redis is gone for good ends its run with the
+    /// error about this long after Redis went away.
     pub fn reconnect_timeout(mut self, timeout: Duration) -> Self {
         self.config.reconnect_timeout = timeout;
+        self
+    }
+
+    /// How often this worker moves scheduled events that are due into the stream
+    /// (default [`DEFAULT_SCHEDULE_INTERVAL`]): a scheduled event is delivered no earlier
+    /// than due (by the Redis server's clock) and typically within this period after.
+    pub fn schedule_interval(mut self, interval: Duration) -> Self {
+        self.config.schedule_interval = interval;
         self
     }
 
@@ -301,6 +324,8 @@ impl RedisBackendBuilder {
             Some("max_len must be at least 1")
         } else if c.claim_interval.is_zero() {
             Some("claim_interval must not be zero")
+        } else if c.schedule_interval.is_zero() {
+            Some("schedule_interval must not be zero")
         } else {
             None
         };

@@ -3,8 +3,11 @@
 //! The backend keeps two: one for the blocking read, so that a read waiting for events
 //! never delays acknowledgements and emitted events, and one for everything else. A
 //! command that fails because the connection is unusable drops it; the next command
-//! connects again. Waiting between attempts (backoff) is the caller's: the spine backs
-//! off between pulls, and [`Link::retrying`] backs off for writes.
+//! connects again. [`Link::retrying`] reconnects with backoff (exponential, with full
+//! jitter so that a fleet does not reconnect in lockstep) until the reconnect timeout,
+//! counted from when the link first failed: every operation of a backend whose Redis is
+//! gone gives up at about the same moment, instead of each one waiting out a timeout of
+//! its own.
 
 use std::future::Future;
 use std::sync::atomic::Ordering;
@@ -33,6 +36,8 @@ pub(crate) struct Link {
     secrets: Secrets,
     url: String,
     counters: Arc<Counters>,
+    /// When the link first failed since it last worked; `None` while it works.
+    down_since: std::sync::Mutex<Option<Instant>>,
 }
 
 #[derive(Default)]
@@ -75,7 +80,38 @@ impl Link {
             secrets,
             url,
             counters,
+            down_since: std::sync::Mutex::new(None),
         }
+    }
+
+    fn down_since(&self) -> std::sync::MutexGuard<'_, Option<Instant>> {
+        // Nothing panics while holding it; recover rather than propagate.
+        self.down_since
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Records that a command went through: the link is up.
+    pub(crate) fn mark_up(&self) {
+        *self.down_since() = None;
+    }
+
+    /// Records that the link failed; the reconnect timeout counts from the first failure.
+    pub(crate) fn mark_down(&self) {
+        self.down_since().get_or_insert_with(Instant::now);
+    }
+
+    /// Whether the link has been failing for `timeout` or longer.
+    pub(crate) fn down_for(&self, timeout: Duration) -> bool {
+        self.down_since()
+            .is_some_and(|since| since.elapsed() >= timeout)
+    }
+
+    /// When an operation started at `started` gives up: `timeout` after its start or
+    /// after the link first failed, whichever is earlier.
+    fn give_up_at(&self, started: Instant, timeout: Duration) -> Instant {
+        let since = self.down_since().unwrap_or(started).min(started);
+        since + timeout
     }
 
     /// The current connection, connecting first if there is none.
@@ -133,10 +169,11 @@ impl Link {
         command: &'static str,
         error: &redis::RedisError,
     ) -> RedisBackendError {
-        RedisBackendError::Command {
-            command,
-            message: self.secrets.scrub(&error.to_string()),
+        let message = self.secrets.scrub(&error.to_string());
+        if error.code() == Some("NOGROUP") {
+            return RedisBackendError::GroupMissing { command, message };
         }
+        RedisBackendError::Command { command, message }
     }
 
     /// Classifies a redis-rs error of `command`.
@@ -162,13 +199,20 @@ impl Link {
         F: FnMut(MultiplexedConnection) -> Fut,
         Fut: Future<Output = Result<T, Failure>>,
     {
-        let deadline = Instant::now() + timeout;
+        let started = Instant::now();
         let mut backoff = FIRST_BACKOFF;
         loop {
             let error = match self.get().await {
                 Ok(conn) => match op(conn.connection.clone()).await {
-                    Ok(value) => return Ok(value),
-                    Err(Failure::Fatal(error)) => return Err(error),
+                    Ok(value) => {
+                        self.mark_up();
+                        return Ok(value);
+                    }
+                    Err(Failure::Fatal(error)) => {
+                        // Redis answered: the link works, the command did not.
+                        self.mark_up();
+                        return Err(error);
+                    }
                     Err(Failure::Connection(error)) => {
                         self.invalidate(&conn).await;
                         if !idempotent {
@@ -183,12 +227,37 @@ impl Link {
                 },
                 Err(error) => error,
             };
-            if Instant::now() + backoff > deadline {
+            self.mark_down();
+            let left = self
+                .give_up_at(started, timeout)
+                .saturating_duration_since(Instant::now());
+            if left.is_zero() {
                 return Err(error);
             }
-            tracing::debug!(%error, retry_in = ?backoff, command, "Redis unavailable; retrying");
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(MAX_BACKOFF);
+            // The last wait is cut to the time left, so the link is tried for the whole
+            // reconnect timeout, not given up early.
+            let wait = jittered(backoff).min(left);
+            tracing::debug!(%error, retry_in = ?wait, command, "Redis unavailable; retrying");
+            tokio::time::sleep(wait).await;
+            backoff = next_backoff(backoff);
         }
     }
+}
+
+/// The backoff after `backoff`: doubled, up to [`MAX_BACKOFF`].
+pub(crate) fn next_backoff(backoff: Duration) -> Duration {
+    (backoff * 2).min(MAX_BACKOFF)
+}
+
+/// The first backoff of a reconnection sequence.
+pub(crate) fn first_backoff() -> Duration {
+    FIRST_BACKOFF
+}
+
+/// "Equal jitter": a random wait from half of `backoff` to all of it, so that the workers
+/// of a fleet that lost Redis together do not reconnect in lockstep. (Half rather than
+/// zero, so that a dead server is not hammered by back-to-back attempts.)
+pub(crate) fn jittered(backoff: Duration) -> Duration {
+    let nanos = u64::try_from(backoff.as_nanos()).unwrap_or(u64::MAX);
+    Duration::from_nanos(fastrand::u64(nanos / 2..=nanos.max(1)))
 }

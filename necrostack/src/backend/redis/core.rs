@@ -17,7 +17,7 @@ use super::dead_letter::{self, EntryProblem, Source};
 use super::error::RedisBackendError;
 use super::health::Counters;
 use super::reply::{self, RawEntry};
-use super::script::{Applied, CompleteArgs, Scripts};
+use super::script::{Applied, CompleteArgs, Entry, Keys, Scripts, Writes};
 
 /// How idle an entry handed over on release or close is made to look, so that any
 /// consumer's next `XAUTOCLAIM` takes it at once: a day, more than any sane claim idle.
@@ -34,10 +34,21 @@ pub(crate) struct Scan {
     pub(crate) next_claim: Instant,
 }
 
+/// What a connection to Redis is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Role {
+    /// A worker of the consumer group: reads, acknowledges, writes.
+    Consumer,
+    /// Only writes events (enqueue, schedule): no group, no read link.
+    Producer,
+}
+
 pub(crate) struct Core {
     pub(crate) config: RedisConfig,
     pub(crate) stream: String,
     pub(crate) dlq: String,
+    /// The sorted set of scheduled events.
+    pub(crate) scheduled: String,
     /// Every command except the blocking read.
     pub(crate) cmd: Link,
     /// The blocking `XREADGROUP` only.
@@ -59,8 +70,11 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Core {
-    /// Connects both links and creates the group.
-    pub(crate) async fn connect(builder: RedisBackendBuilder) -> Result<Core, RedisBackendError> {
+    /// Connects and, for a consumer, creates the group and connects the read link.
+    pub(crate) async fn connect(
+        builder: RedisBackendBuilder,
+        role: Role,
+    ) -> Result<Core, RedisBackendError> {
         builder.validate()?;
         let config = builder.config;
         let secrets = config.url.secrets();
@@ -102,6 +116,7 @@ impl Core {
         let core = Core {
             stream: config.stream_key(),
             dlq: config.dead_letter_key(),
+            scheduled: config.scheduled_key(),
             config,
             cmd,
             read,
@@ -117,8 +132,10 @@ impl Core {
             fetch_abort: Mutex::new(None),
         };
         core.cmd.get().await?;
-        core.ensure_group().await?;
-        core.read.get().await?;
+        if role == Role::Consumer {
+            core.ensure_group().await?;
+            core.read.get().await?;
+        }
         Ok(core)
     }
 
@@ -132,6 +149,13 @@ impl Core {
 
     pub(crate) fn scan(&self) -> MutexGuard<'_, Scan> {
         lock(&self.scan)
+    }
+
+    /// Whether a connection has been failing for the whole reconnect timeout: then the
+    /// backend gives up and reports the error instead of trying again.
+    pub(crate) fn gave_up(&self) -> bool {
+        let timeout = self.config.reconnect_timeout;
+        self.read.down_for(timeout) || self.cmd.down_for(timeout)
     }
 
     /// Makes the next fetch re-read this consumer's pending entries first.
@@ -194,6 +218,24 @@ impl Core {
             .await
     }
 
+    /// The keys a completion writes to.
+    pub(crate) fn keys(&self) -> Keys<'_> {
+        Keys {
+            stream: &self.stream,
+            dead_letters: &self.dlq,
+            scheduled: &self.scheduled,
+        }
+    }
+
+    /// The delivery of `entry_id` to this consumer.
+    pub(crate) fn entry<'a>(&'a self, entry_id: &'a str) -> Entry<'a> {
+        Entry {
+            group: &self.config.group,
+            consumer: &self.config.consumer,
+            id: entry_id,
+        }
+    }
+
     pub(crate) fn source<'a>(&'a self, entry_id: &'a str, deliveries: u32) -> Source<'a> {
         Source {
             stream: &self.stream,
@@ -213,15 +255,15 @@ impl Core {
         problem: EntryProblem,
     ) -> Result<(), RedisBackendError> {
         let fields = dead_letter::for_entry(&self.source(entry_id, deliveries), &problem, original);
+        let writes = Writes {
+            dead_letters: vec![fields],
+            ..Writes::default()
+        };
         let args = CompleteArgs::new(
-            self.stream.clone(),
-            self.dlq.clone(),
-            &self.config.group,
-            &self.config.consumer,
-            entry_id,
+            &self.keys(),
+            &self.entry(entry_id),
             self.config.max_len,
-            Vec::new(),
-            vec![fields],
+            writes,
         );
         let applied = self.run_complete(&args).await?;
         if applied == Applied::Done {
@@ -354,11 +396,10 @@ impl Core {
         block: Option<Duration>,
         from: &str,
     ) -> Result<Vec<RawEntry>, RedisBackendError> {
-        let conn = self
-            .read
-            .get()
-            .await
-            .inspect_err(|_| self.recover_pending())?;
+        let conn = self.read.get().await.inspect_err(|_| {
+            self.read.mark_down();
+            self.recover_pending();
+        })?;
         let mut cmd = redis::cmd("XREADGROUP");
         cmd.arg("GROUP")
             .arg(&self.config.group)
@@ -371,16 +412,16 @@ impl Core {
         }
         cmd.arg("STREAMS").arg(&self.stream).arg(from);
         let mut connection = conn.connection.clone();
-        match cmd.query_async::<Value>(&mut connection).await {
+        let reply = cmd.query_async::<Value>(&mut connection).await;
+        match &reply {
+            Err(error) if super::error::is_connection_error(error) => self.read.mark_down(),
+            _ => self.read.mark_up(),
+        }
+        match reply {
             Ok(value) => reply::read_group(&value).map_err(|detail| RedisBackendError::Protocol {
                 command: "XREADGROUP",
                 detail,
             }),
-            Err(error) if error.code() == Some("NOGROUP") => {
-                tracing::warn!(stream = %self.stream, group = %self.config.group, "consumer group missing (Redis lost its data?); creating it again");
-                self.ensure_group().await?;
-                Ok(Vec::new())
-            }
             Err(error) if super::error::is_connection_error(&error) => {
                 self.read.invalidate(&conn).await;
                 self.recover_pending();

@@ -61,7 +61,7 @@ pub(crate) struct Source<'a> {
     pub(crate) deliveries: u32,
 }
 
-type Fields = Vec<(String, Vec<u8>)>;
+pub(crate) type Fields = Vec<(String, Vec<u8>)>;
 
 fn common(source: &Source<'_>, kind: &str, reason: String, at: DateTime<Utc>) -> Fields {
     vec![
@@ -150,6 +150,26 @@ pub(crate) fn for_oversize_emitted(
     fields
 }
 
+/// Fields for an emitted (or scheduled) event whose payload cannot be encoded as JSON.
+pub(crate) fn for_unencodable_emitted(
+    source: &Source<'_>,
+    envelope: &AnyEnvelope,
+    error: &crate::wire::EncodeError,
+) -> Fields {
+    let reason = format!(
+        "an event of type {} emitted while handling entry {} cannot be stored: {error}",
+        envelope.event_type(),
+        source.entry_id
+    );
+    let mut fields = common(source, "unencodable_emitted", reason, Utc::now());
+    fields.push((
+        "event_type".into(),
+        envelope.event_type().as_bytes().to_vec(),
+    ));
+    fields.push(("event_id".into(), envelope.id().to_string().into_bytes()));
+    fields
+}
+
 fn push_envelope(fields: &mut Fields, envelope: &AnyEnvelope) {
     match envelope.to_json() {
         Ok(json) => fields.push(("envelope".into(), json)),
@@ -165,7 +185,8 @@ pub struct RedisDeadLetter {
     /// The id of this entry in the dead-letter stream.
     pub id: String,
     /// A short machine-readable reason: `handler_failed`, `undecodable`,
-    /// `probable_loop`, `max_deliveries`, `wrong_fields`, `oversize`, `oversize_emitted`.
+    /// `probable_loop`, `max_deliveries`, `wrong_fields`, `oversize`, `oversize_emitted`,
+    /// `unencodable_emitted`.
     pub reason_kind: String,
     /// The reason as a sentence.
     pub reason: String,
@@ -175,6 +196,9 @@ pub struct RedisDeadLetter {
     pub organ: Option<String>,
     /// How many times the organ was tried, or the entry delivered, when known.
     pub attempts: Option<u32>,
+    /// How many times the original stream entry had been delivered (its delivery
+    /// count in the consumer group) when it was dead-lettered.
+    pub deliveries: Option<u32>,
     /// The event as JSON, when the entry held one.
     pub envelope: Option<Vec<u8>>,
     /// The original entry's fields, for entries that did not decode.
@@ -201,6 +225,7 @@ impl RedisDeadLetter {
             source_id: get("source_id"),
             organ: get("organ"),
             attempts: get("attempts").and_then(|a| a.parse().ok()),
+            deliveries: get("deliveries").and_then(|a| a.parse().ok()),
             envelope: fields
                 .iter()
                 .find(|(k, _)| k == "envelope")

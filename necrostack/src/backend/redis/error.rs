@@ -28,6 +28,17 @@ pub enum RedisBackendError {
         /// The error Redis or the client reported.
         message: String,
     },
+    /// The consumer group (or the stream) no longer exists: Redis lost its data (a
+    /// restart without persistence, a failover to an empty replica) or someone deleted
+    /// it. Events the group had not handled are gone; the backend does not quietly
+    /// create an empty group again, so that the loss is seen.
+    #[error("Redis command {command} failed: the consumer group no longer exists (NOGROUP): Redis lost its data (restarted without persistence?) or the group was deleted; build the backend again to create a new group: {message}")]
+    GroupMissing {
+        /// The command.
+        command: &'static str,
+        /// The error Redis reported.
+        message: String,
+    },
     /// Redis answered with a reply this backend does not understand.
     #[error("unexpected reply to {command}: {detail}")]
     Protocol {

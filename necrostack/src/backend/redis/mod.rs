@@ -41,9 +41,11 @@ mod enqueue;
 mod error;
 mod health;
 mod heartbeat;
+mod producer;
 mod reader;
 mod receipt;
 mod reply;
+mod schedule;
 mod script;
 mod secret;
 
@@ -57,20 +59,22 @@ use tokio::time::Instant;
 pub use self::config::{
     GroupStart, RedisBackendBuilder, RedisConfig, DEFAULT_BLOCK_TIME, DEFAULT_CLAIM_IDLE,
     DEFAULT_CLAIM_INTERVAL, DEFAULT_CONNECT_TIMEOUT, DEFAULT_GROUP, DEFAULT_MAX_DELIVERIES,
-    DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_RECONNECT_TIMEOUT, DEFAULT_RESPONSE_TIMEOUT, DEFAULT_STREAM,
+    DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_RECONNECT_TIMEOUT, DEFAULT_RESPONSE_TIMEOUT,
+    DEFAULT_SCHEDULE_INTERVAL, DEFAULT_STREAM,
 };
 pub use self::dead_letter::{RedisDeadLetter, ORIGINAL_FIELD_PREFIX};
 pub use self::error::RedisBackendError;
 pub use self::health::{RedisHealth, RedisMetrics};
+pub use self::producer::RedisProducer;
 pub use self::reader::ENVELOPE_FIELD;
 pub use self::receipt::RedisReceipt;
 pub use self::secret::RedactedUrl;
 
 use self::core::Core;
-use self::dead_letter::Source;
+use self::dead_letter::{Fields, Source};
 use self::health::Counters;
-use self::script::{Applied, CompleteArgs};
-use crate::backend::{Backend, BackendError, Batch, Completion, Delivery};
+use self::script::{Applied, CompleteArgs, Writes};
+use crate::backend::{Backend, BackendError, Batch, Completion, Delivery, Scheduled};
 use crate::envelope::AnyEnvelope;
 
 /// A [`Backend`] on Redis Streams: many processes on many machines share the events of
@@ -237,8 +241,47 @@ impl RedisBackend {
         }
     }
 
-    fn encode(&self, envelope: &AnyEnvelope) -> Result<Vec<u8>, BackendError> {
-        Ok(envelope.to_json()?)
+    /// What a completion writes. An emitted or scheduled event that cannot be stored
+    /// (too large, or not encodable) becomes a dead letter with the reason instead of
+    /// failing the completion: the handling is over either way, and nothing is lost.
+    fn writes(&self, source: &Source<'_>, completion: Completion) -> Writes {
+        let mut writes = Writes::default();
+        for envelope in &completion.emitted {
+            match self.storable(source, envelope) {
+                Ok(json) => writes.emitted.push(json),
+                Err(fields) => writes.dead_letters.push(fields),
+            }
+        }
+        for event in &completion.scheduled {
+            match self.storable(source, &event.envelope) {
+                Ok(json) => writes.scheduled.push((schedule::score(event.due), json)),
+                Err(fields) => writes.dead_letters.push(fields),
+            }
+        }
+        for letter in &completion.dead_letters {
+            writes
+                .dead_letters
+                .push(dead_letter::for_spine(source, letter));
+        }
+        writes
+    }
+
+    /// The event encoded for the stream, or the dead letter it becomes.
+    fn storable(&self, source: &Source<'_>, envelope: &AnyEnvelope) -> Result<Vec<u8>, Fields> {
+        let limit = self.core.config.max_payload_bytes;
+        match envelope.to_json() {
+            Err(error) => {
+                tracing::warn!(event_id = %envelope.id(), %error, "emitted event cannot be encoded: dead-lettered");
+                Err(dead_letter::for_unencodable_emitted(
+                    source, envelope, &error,
+                ))
+            }
+            Ok(json) if json.len() + ENVELOPE_FIELD.len() > limit => {
+                tracing::warn!(event_id = %envelope.id(), size = json.len(), limit, "emitted event over max_payload_bytes: dead-lettered");
+                Err(dead_letter::for_oversize_emitted(source, json, limit))
+            }
+            Ok(json) => Ok(json),
+        }
     }
 }
 
@@ -247,28 +290,7 @@ impl Backend for RedisBackend {
 
     async fn enqueue(&self, events: Vec<AnyEnvelope>) -> Result<(), BackendError> {
         self.check_open()?;
-        if events.is_empty() {
-            return Ok(());
-        }
-        let limit = self.core.config.max_payload_bytes;
-        let mut encoded = Vec::with_capacity(events.len());
-        for envelope in &events {
-            let json = self.encode(envelope)?;
-            let size = json.len() + ENVELOPE_FIELD.len();
-            if size > limit {
-                return Err(RedisBackendError::PayloadTooLarge {
-                    event_id: envelope.id(),
-                    size,
-                    limit,
-                }
-                .into());
-            }
-            encoded.push(json);
-        }
-        let core = &*self.core;
-        enqueue::store(core, &encoded, events[0].id()).await?;
-        Counters::add(&core.counters.enqueued, events.len() as u64);
-        Ok(())
+        producer::enqueue(&self.core, events).await
     }
 
     async fn pull(
@@ -279,6 +301,7 @@ impl Backend for RedisBackend {
         self.check_open()?;
         let deadline = Instant::now().checked_add(timeout);
         let mut reader = self.reader.lock().await;
+        let mut read_backoff = connection::first_backoff();
         loop {
             self.check_open()?;
             if !reader.ready.is_empty() || max == 0 {
@@ -308,6 +331,17 @@ impl Backend for RedisBackend {
             reader.task = None;
             match joined {
                 Ok(Ok(batch)) => reader.ready.extend(batch),
+                Ok(Err(error)) if error.is_connection() => {
+                    // Redis is away: keep trying (the read reconnects) until the reconnect
+                    // timeout, counted from the first failure, has passed.
+                    if self.core.gave_up() {
+                        return Err(error.into());
+                    }
+                    tracing::debug!(%error, retry_in = ?read_backoff, "reading from Redis failed; retrying");
+                    tokio::time::sleep(connection::jittered(read_backoff)).await;
+                    read_backoff = connection::next_backoff(read_backoff);
+                    continue;
+                }
                 Ok(Err(error)) => return Err(error.into()),
                 Err(join) if join.is_cancelled() => return Err(BackendError::Closed),
                 Err(join) => {
@@ -328,41 +362,19 @@ impl Backend for RedisBackend {
         completion: Completion,
     ) -> Result<(), BackendError> {
         let core = &*self.core;
-        let entry_id = receipt.into_entry_id();
+        let (entry_id, deliveries) = receipt.into_parts();
         core.held().remove(&entry_id);
         self.check_open()?;
-        let limit = core.config.max_payload_bytes;
-        let source = Source {
-            stream: &core.stream,
-            entry_id: &entry_id,
-            group: &core.config.group,
-            consumer: &core.config.consumer,
-            deliveries: 0,
-        };
-        let mut emitted = Vec::with_capacity(completion.emitted.len());
-        let mut dead = Vec::with_capacity(completion.dead_letters.len());
-        for envelope in &completion.emitted {
-            let json = self.encode(envelope)?;
-            if json.len() + ENVELOPE_FIELD.len() > limit {
-                tracing::warn!(event_id = %envelope.id(), size = json.len(), limit, "emitted event over max_payload_bytes: dead-lettered");
-                dead.push(dead_letter::for_oversize_emitted(&source, json, limit));
-            } else {
-                emitted.push(json);
-            }
-        }
-        for letter in &completion.dead_letters {
-            dead.push(dead_letter::for_spine(&source, letter));
-        }
-        let (n_emitted, n_dead) = (emitted.len() as u64, dead.len() as u64);
+        let writes = self.writes(&core.source(&entry_id, deliveries), completion);
+        let (n_emitted, n_dead) = (
+            writes.emitted.len() as u64,
+            writes.dead_letters.len() as u64,
+        );
         let args = CompleteArgs::new(
-            core.stream.clone(),
-            core.dlq.clone(),
-            &core.config.group,
-            &core.config.consumer,
-            &entry_id,
+            &core.keys(),
+            &core.entry(&entry_id),
             core.config.max_len,
-            emitted,
-            dead,
+            writes,
         );
         match core.run_complete(&args).await {
             Ok(Applied::Done) => {
@@ -388,6 +400,16 @@ impl Backend for RedisBackend {
         }
     }
 
+    async fn schedule(&self, events: Vec<Scheduled>) -> Result<(), BackendError> {
+        self.check_open()?;
+        producer::schedule(&self.core, events).await
+    }
+
+    async fn next_due(&self) -> Result<Option<chrono::DateTime<chrono::Utc>>, BackendError> {
+        self.check_open()?;
+        Ok(schedule::next_due(&self.core).await?)
+    }
+
     async fn release(&self, deliveries: Vec<Delivery<RedisReceipt>>) -> Result<(), BackendError> {
         let ids: Vec<String> = deliveries
             .into_iter()
@@ -403,6 +425,31 @@ impl Backend for RedisBackend {
         self.core.recover_pending();
         Counters::add(&self.core.counters.released, ids.len() as u64);
         self.core.hand_over(&ids).await?;
+        Ok(())
+    }
+
+    async fn release_held(&self) -> Result<(), BackendError> {
+        self.check_open()?;
+        {
+            // Nothing of the spine's is in flight: stop the read ahead and drop what it
+            // fetched (their receipts give them up), then hand over everything still
+            // pending for this consumer.
+            let mut reader = self.reader.lock().await;
+            if let Some(task) = reader.task.take() {
+                task.abort();
+            }
+            reader.ready.clear();
+        }
+        self.core.held().clear();
+        let pending = self.core.own_pending(100_000).await?;
+        if !pending.is_empty() {
+            tracing::debug!(
+                count = pending.len(),
+                "run ended: entries still pending for this consumer handed over"
+            );
+            Counters::add(&self.core.counters.released, pending.len() as u64);
+            self.core.hand_over(&pending).await?;
+        }
         Ok(())
     }
 
@@ -443,9 +490,10 @@ impl RedisBackendBuilder {
     /// the backend. Fails if Redis cannot be reached within the connect timeout or a
     /// setting is invalid.
     pub async fn build(self) -> Result<RedisBackend, BackendError> {
-        let core = Arc::new(Core::connect(self).await?);
+        let core = Arc::new(Core::connect(self, core::Role::Consumer).await?);
         tracing::info!(config = %core.config, "Redis backend ready");
         heartbeat::spawn(&core);
+        schedule::spawn_mover(&core);
         Ok(RedisBackend {
             core,
             reader: Arc::new(tokio::sync::Mutex::new(Reader::default())),

@@ -169,7 +169,7 @@ async fn check_each(
                 }
                 out.push(Delivery {
                     envelope,
-                    receipt: RedisReceipt::new(id, Arc::downgrade(core)),
+                    receipt: RedisReceipt::new(id, attempt, Arc::downgrade(core)),
                     attempt,
                 });
             }

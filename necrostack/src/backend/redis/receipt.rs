@@ -20,13 +20,25 @@ use super::core::Core;
 /// Dropping it unused makes the entry deliverable again.
 pub struct RedisReceipt {
     entry_id: String,
+    /// The entry's delivery count when it was read.
+    deliveries: u32,
     /// Set while the receipt is armed: dropping it then gives the entry up.
     core: Weak<Core>,
 }
 
 impl RedisReceipt {
-    pub(crate) fn new(entry_id: String, core: Weak<Core>) -> Self {
-        RedisReceipt { entry_id, core }
+    pub(crate) fn new(entry_id: String, deliveries: u32, core: Weak<Core>) -> Self {
+        RedisReceipt {
+            entry_id,
+            deliveries,
+            core,
+        }
+    }
+
+    /// How many times the entry had been delivered when it was read (this delivery
+    /// included).
+    pub fn deliveries(&self) -> u32 {
+        self.deliveries
     }
 
     /// The id of the stream entry (`<ms>-<seq>`).
@@ -38,6 +50,12 @@ impl RedisReceipt {
     pub(crate) fn into_entry_id(mut self) -> String {
         self.core = Weak::new();
         std::mem::take(&mut self.entry_id)
+    }
+
+    /// The id and the delivery count, disarming the drop guard.
+    pub(crate) fn into_parts(self) -> (String, u32) {
+        let deliveries = self.deliveries;
+        (self.into_entry_id(), deliveries)
     }
 }
 
@@ -56,6 +74,7 @@ impl fmt::Debug for RedisReceipt {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisReceipt")
             .field("entry_id", &self.entry_id)
+            .field("deliveries", &self.deliveries)
             .finish()
     }
 }

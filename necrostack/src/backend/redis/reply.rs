@@ -189,6 +189,15 @@ pub(crate) fn integer(value: &Value) -> Option<i64> {
     int(value)
 }
 
+/// A sorted-set score (a bulk string in RESP2, a double in RESP3).
+pub(crate) fn score(value: &Value) -> Option<f64> {
+    match value {
+        Value::Double(score) => Some(*score),
+        Value::Int(n) => Some(*n as f64),
+        other => text(other).and_then(|t| t.parse().ok()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,8 +16,14 @@ pub enum FailurePolicy {
     /// Log the failure and go on (the default): the event counts as handled.
     #[default]
     LogAndContinue,
-    /// Run the failing organ again, with backoff; once the attempts are used up, move the
-    /// event to the dead-letter store so that nothing is silently lost.
+    /// Run the failing organ again later, with backoff; once the attempts are used up,
+    /// move the event to the dead-letter store so that nothing is silently lost.
+    ///
+    /// A retry goes through the backend as a *scheduled* copy of the event, addressed to
+    /// the failing organ only and carrying the next attempt number
+    /// ([`Envelope::attempt`](crate::Envelope::attempt)): the worker moves on at once, the
+    /// other organs of the event are not run again, and on a shared backend (Redis) the
+    /// retry survives a crash of this worker and may run on another one.
     Retry(RetryPolicy),
     /// Move the event to the dead-letter store at once, with the reason.
     DeadLetter,
@@ -33,23 +39,40 @@ pub enum FailurePolicy {
 /// assert_eq!(policy.delay_before(2), Duration::from_millis(10));
 /// assert_eq!(policy.delay_before(3), Duration::from_millis(20));
 /// assert_eq!(policy.max_attempts(), 4);
+/// // Full jitter (the default): the actual wait is drawn from 0..=delay_before(n), so
+/// // a fleet whose events failed together does not retry in lockstep.
+/// assert!(policy.jittered_delay_before(3) <= Duration::from_millis(20));
+/// // Without jitter the wait is exactly delay_before(n).
+/// let exact = policy.clone().jitter(false);
+/// assert_eq!(exact.jittered_delay_before(3), Duration::from_millis(20));
 /// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct RetryPolicy {
     max_attempts: u32,
     initial_backoff: Duration,
     max_backoff: Duration,
+    jitter: bool,
 }
 
 impl RetryPolicy {
     /// At most `max_attempts` tries in all (the first one included; 0 counts as 1), with
-    /// exponential backoff from 50 ms, doubling, capped at 5 s.
+    /// exponential backoff from 50 ms, doubling, capped at 5 s, with full jitter.
     pub fn new(max_attempts: u32) -> Self {
         RetryPolicy {
             max_attempts: max_attempts.max(1),
             initial_backoff: Duration::from_millis(50),
             max_backoff: Duration::from_secs(5),
+            jitter: true,
         }
+    }
+
+    /// Whether each wait is drawn at random from zero to [`delay_before`](Self::delay_before)
+    /// ("full jitter", the default) or is exactly that delay. Jitter spreads the retries
+    /// of events that failed together (a dependency that went down for everyone), so a
+    /// fleet does not hammer it in lockstep when it comes back.
+    pub fn jitter(mut self, enabled: bool) -> Self {
+        self.jitter = enabled;
+        self
     }
 
     /// Sets the first delay and the cap; each later delay doubles the one before.
@@ -70,6 +93,17 @@ impl RetryPolicy {
         self.initial_backoff
             .saturating_mul(1u32 << doublings)
             .min(self.max_backoff)
+    }
+
+    /// The wait actually used before try number `attempt`: [`delay_before`](Self::delay_before),
+    /// or with jitter a uniformly random duration from zero to it.
+    pub fn jittered_delay_before(&self, attempt: u32) -> Duration {
+        let cap = self.delay_before(attempt);
+        if !self.jitter || cap.is_zero() {
+            return cap;
+        }
+        let nanos = u64::try_from(cap.as_nanos()).unwrap_or(u64::MAX);
+        Duration::from_nanos(fastrand::u64(0..=nanos))
     }
 }
 

@@ -109,7 +109,9 @@ pub use necrostack_macros::Event;
 ///
 /// The parameter is the event as `E`, `&E`, `Envelope<E>` or `&Envelope<E>`. The return
 /// type is `()`, an event, `Option<E>`, `Vec<E>`, [`Emit`], a tuple of those, or a
-/// `Result` of any of them whose error is `std::error::Error + Send + Sync + 'static`.
+/// `Result` of any of them whose error is `std::error::Error + Send + Sync + 'static`,
+/// [`BoxError`] (`Box<dyn Error + Send + Sync>`) or a type that wraps one the way
+/// `anyhow::Error` does.
 /// The handler may be `async`; its future must be `Send`. The optional key `name = "..."`
 /// sets the organ name used in logs (default: the function or type name).
 ///
@@ -168,7 +170,8 @@ pub use uuid::Uuid;
 /// Paths used by the code that the macros generate. Not public API.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::emit::ErrorType;
+    pub use crate::emit::{DynError, ErrorType, Fallible, Plain, StdError};
+    pub use crate::event::RejectedEvent;
     pub use crate::organ::{pending, EventParam, NoEvent, OwnedParam};
     pub use crate::{BoxError, Emit, Envelope, Event, Handling, IntoEmit, IntoOutcome, Organ};
 }

@@ -40,7 +40,7 @@ use crate::envelope::{AnyEnvelope, Envelope};
 use crate::error::Error;
 use crate::event::Event;
 use crate::organ::{Handling, Organ};
-use crate::spine::{Failure, FailurePolicy, RunReport, SpineBuilder};
+use crate::spine::{Failure, FailurePolicy, RootEvent, RunReport, SpineBuilder};
 use crate::InMemoryBackend;
 
 /// Calls one organ on one event (as a root envelope) and returns what it emitted, or its
@@ -174,9 +174,9 @@ impl Flow {
         self
     }
 
-    /// Adds a root event.
-    pub fn emit<E: Event>(mut self, event: E) -> Self {
-        self.roots.push(Envelope::new(event).into());
+    /// Adds a root event, by value (one call per event).
+    pub fn emit<E: RootEvent>(mut self, event: E) -> Self {
+        self.roots.push(event.into_root());
         self
     }
 

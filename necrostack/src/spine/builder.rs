@@ -19,6 +19,101 @@ pub const DEFAULT_MAX_STEPS: usize = 10_000;
 /// The default depth limit (see [`SpineBuilder::depth_limit`]).
 pub const DEFAULT_DEPTH_LIMIT: u32 = 10_000;
 
+/// What [`SpineBuilder::backend`] accepts: a [`Backend`].
+///
+/// Implemented for every backend. A trait of its own so that passing something that is
+/// not a backend yet (a backend's builder, the future its `build()` returns, the `Result`
+/// of awaiting it) gets a message saying how to finish it. For a `RedisBackendBuilder`
+/// and a `Result` that is the only error: with a plain `Backend` bound the builder's next
+/// method call would fail too.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a necrostack backend",
+    label = "not a backend",
+    note = "a backend's builder becomes a backend with `.build().await?` (`build` is async and returns a `Result`): `.backend(RedisBackend::builder(url).build().await?)`",
+    note = "pass the backend itself, not a reference: to keep a handle, clone it first (a backend is a cheap handle), or use `spine.backend()`",
+    note = "backends are `necrostack::InMemoryBackend`, `necrostack::RedisBackend` and your own types that implement `necrostack::Backend`"
+)]
+pub trait IntoBackend {
+    /// The backend.
+    type Backend: Backend;
+
+    /// Gives the backend.
+    fn into_backend(self) -> Self::Backend;
+}
+
+#[diagnostic::do_not_recommend]
+impl<B: Backend> IntoBackend for B {
+    type Backend = B;
+
+    fn into_backend(self) -> B {
+        self
+    }
+}
+
+/// Implemented for no type: the unmeetable bound of the [`IntoBackend`] impls for things
+/// that are not backends yet, a [`RedisBackendBuilder`](crate::backend::redis::RedisBackendBuilder)
+/// and the `Result` of building one. With those impls the mistake is reported by
+/// `IntoBackend`'s message (they are `do_not_recommend`), and the spine builder keeps a
+/// backend type (`SpineBuilder<RedisBackend>`), which spares the calls after `.backend(..)`
+/// errors of their own. The lifetime keeps the bound from being trivially false, which
+/// the compiler would reject where it is declared.
+#[doc(hidden)]
+pub trait NotYetABackend<'a> {}
+
+#[cfg(feature = "redis")]
+#[diagnostic::do_not_recommend]
+impl<'a> IntoBackend for crate::backend::redis::RedisBackendBuilder
+where
+    Self: NotYetABackend<'a>,
+{
+    type Backend = crate::backend::redis::RedisBackend;
+
+    fn into_backend(self) -> Self::Backend {
+        unreachable!("`NotYetABackend` is implemented for no type")
+    }
+}
+
+#[diagnostic::do_not_recommend]
+impl<'a, B: Backend, E> IntoBackend for Result<B, E>
+where
+    Self: NotYetABackend<'a>,
+{
+    type Backend = B;
+
+    fn into_backend(self) -> B {
+        unreachable!("`NotYetABackend` is implemented for no type")
+    }
+}
+
+/// What [`SpineBuilder::depth_limit`] accepts: a number of hops (`u32`), or `None` to
+/// switch the check off.
+///
+/// A trait of its own (rather than `impl Into<Option<u32>>`) so that another integer type
+/// gets a message that says what to write, not a list of `From` impls.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a depth limit",
+    label = "expected a `u32` number of hops, or `None`",
+    note = "write `.depth_limit(100)` (a `u32`; convert with `u32::try_from(n)?` if needed), `.depth_limit(Some(100))`, or `.depth_limit(None)` to switch the check off"
+)]
+pub trait DepthLimit {
+    /// The limit in hops; `None` for no limit.
+    fn hops(self) -> Option<u32>;
+}
+
+#[diagnostic::do_not_recommend]
+impl DepthLimit for u32 {
+    fn hops(self) -> Option<u32> {
+        Some(self)
+    }
+}
+
+#[diagnostic::do_not_recommend]
+impl DepthLimit for Option<u32> {
+    fn hops(self) -> Option<u32> {
+        self
+    }
+}
+
 /// Builds a [`Spine`]: organs, backend and settings. Start with [`Spine::builder`].
 ///
 /// Every setting has a default chosen for a single process that runs a flow to
@@ -149,10 +244,13 @@ impl<B: Backend> SpineBuilder<B> {
     /// assert!(spine.backend().is_empty());
     /// # Ok::<(), necrostack::Error>(())
     /// ```
-    pub fn backend<B2: Backend>(self, backend: B2) -> SpineBuilder<B2> {
+    ///
+    /// A backend with a builder is built first: `.backend(RedisBackend::builder(url)
+    /// .build().await?)`.
+    pub fn backend<B2: IntoBackend>(self, backend: B2) -> SpineBuilder<B2::Backend> {
         SpineBuilder {
             routes: self.routes,
-            backend,
+            backend: backend.into_backend(),
             config: self.config,
             dispatch: self.dispatch,
         }
@@ -223,8 +321,8 @@ impl<B: Backend> SpineBuilder<B> {
     /// # Ok(())
     /// # }
     /// ```
-    pub fn depth_limit(mut self, limit: impl Into<Option<u32>>) -> Self {
-        self.dispatch.depth_limit = limit.into();
+    pub fn depth_limit(mut self, limit: impl DepthLimit) -> Self {
+        self.dispatch.depth_limit = limit.hops();
         self
     }
 
@@ -247,8 +345,10 @@ impl<B: Backend> SpineBuilder<B> {
 
     /// Keeps events of type `E` with the same key in order when
     /// [`concurrency`](Self::concurrency) is above 1: an event waits while another with
-    /// its key is in flight. Keys are compared by hash. Events of other types, and all
-    /// events when concurrency is 1, are not affected.
+    /// its key is in flight. Keys are compared by hash.
+    ///
+    /// The key is owned (`order.id`, `order.account.clone()`), not borrowed from the
+    /// event: `|order: &Order| &order.account` does not compile.
     ///
     /// ```
     /// # use necrostack::{Event, Spine};

@@ -33,6 +33,7 @@
 //!
 //! See the crate README ("Running on Redis") for the guarantees in plain words.
 
+mod admin;
 mod config;
 mod connection;
 mod core;
@@ -44,10 +45,12 @@ mod heartbeat;
 mod producer;
 mod reader;
 mod receipt;
+mod replay;
 mod reply;
 mod schedule;
 mod script;
 mod secret;
+mod stats;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -56,6 +59,7 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+pub use self::admin::{AdminError, DeadLetterPage, DeadLetterQuery, PurgeOutcome, RedisAdmin};
 pub use self::config::{
     GroupStart, RedisBackendBuilder, RedisConfig, DEFAULT_BLOCK_TIME, DEFAULT_CLAIM_IDLE,
     DEFAULT_CLAIM_INTERVAL, DEFAULT_CONNECT_TIMEOUT, DEFAULT_GROUP, DEFAULT_MAX_DELIVERIES,
@@ -66,9 +70,11 @@ pub use self::dead_letter::{RedisDeadLetter, ORIGINAL_FIELD_PREFIX};
 pub use self::error::RedisBackendError;
 pub use self::health::{RedisHealth, RedisMetrics};
 pub use self::producer::RedisProducer;
-pub use self::reader::ENVELOPE_FIELD;
+pub use self::reader::{ENVELOPE_FIELD, REPLAYED_FROM_FIELD};
 pub use self::receipt::RedisReceipt;
+pub use self::replay::{ReplayOptions, ReplayOutcome};
 pub use self::secret::RedactedUrl;
+pub use self::stats::{ConsumerStats, GroupStats, PendingEntry, RedisStats, StreamStats};
 
 use self::core::Core;
 use self::dead_letter::{Fields, Source};

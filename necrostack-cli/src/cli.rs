@@ -65,6 +65,7 @@ pub enum Dlq {
     /// Shows one dead letter with its reason and original envelope.
     Show {
         /// The dead letter's id (the ID column of `dlq list`).
+        #[arg(value_parser = entry_id)]
         id: String,
     },
     /// Puts dead letters' events back into the stream (same id and lineage, attempt 1)
@@ -80,7 +81,7 @@ pub struct ListArgs {
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=10_000))]
     pub limit: u64,
     /// Only dead letters after this id (the previous page's last one).
-    #[arg(long)]
+    #[arg(long, value_parser = entry_id)]
     pub after: Option<String>,
     /// Only dead letters of events of this type.
     #[arg(long)]
@@ -95,6 +96,7 @@ pub struct ListArgs {
 #[group(required = true, multiple = false)]
 pub struct Selection {
     /// Dead-letter ids.
+    #[arg(value_parser = entry_id)]
     pub ids: Vec<String>,
     /// Every dead letter there is now.
     #[arg(long)]
@@ -120,4 +122,19 @@ pub struct PurgeArgs {
     /// Really delete (purged dead letters are gone for good).
     #[arg(long)]
     pub yes: bool,
+}
+
+/// A stream entry id, `<milliseconds>-<sequence>` (or just `<milliseconds>`): checked
+/// here so that a typo is a usage error, before anything connects.
+fn entry_id(text: &str) -> Result<String, String> {
+    let digits = |s: &str| !s.is_empty() && s.len() <= 20 && s.bytes().all(|b| b.is_ascii_digit());
+    let ok = match text.split_once('-') {
+        Some((ms, seq)) => digits(ms) && digits(seq),
+        None => digits(text),
+    };
+    if ok {
+        Ok(text.to_owned())
+    } else {
+        Err("expected a stream entry id, <milliseconds>-<sequence> (the ID column of `necrostack dlq list`)".to_owned())
+    }
 }

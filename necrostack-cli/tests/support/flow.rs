@@ -80,11 +80,31 @@ pub async fn backend(url: &str, stream: &str) -> RedisBackend {
 /// Runs the flow until idle on `stream`: each event fails (dead-lettered at once) unless
 /// `world` is fixed. Emits `orders` orders and `refunds` refunds first.
 pub async fn run_flow(url: &str, stream: &str, world: &World, orders: u32, refunds: u32) {
+    run_flow_with(
+        url,
+        stream,
+        world,
+        orders,
+        refunds,
+        FailurePolicy::DeadLetter,
+    )
+    .await;
+}
+
+/// [`run_flow`] under another failure policy.
+pub async fn run_flow_with(
+    url: &str,
+    stream: &str,
+    world: &World,
+    orders: u32,
+    refunds: u32,
+    policy: FailurePolicy,
+) {
     let backend = backend(url, stream).await;
     let spine = Spine::builder()
         .organ(Charge(world.clone()))
         .organ(Refunder(world.clone()))
-        .failure_policy(FailurePolicy::DeadLetter)
+        .failure_policy(policy)
         .backend(backend.clone())
         .max_steps(100_000)
         .build()

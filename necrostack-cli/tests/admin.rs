@@ -121,7 +121,7 @@ async fn the_reader_accepts_the_replay_marker_and_nothing_else() {
         .find(|l| l.reason_kind == "wrong_fields")
         .unwrap();
     let outcomes = admin
-        .replay(&[poison.id.clone()], &ReplayOptions::new())
+        .replay(std::slice::from_ref(&poison.id), &ReplayOptions::new())
         .await
         .unwrap();
     assert!(

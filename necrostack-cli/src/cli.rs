@@ -6,7 +6,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[derive(Debug, Parser)]
 #[command(name = "necrostack", version, about, long_about = None)]
 pub struct Cli {
-    /// The Redis URL (redis://[user:password@]host[:port][/db], or rediss:// for TLS).
+    /// The Redis URL, like redis://:password@host:6379/0 (rediss:// for TLS).
     #[arg(
         long = "redis",
         env = "REDIS_URL",

@@ -139,7 +139,7 @@ async fn show(admin: &RedisAdmin, id: &str, format: Format) -> Result<(), CliErr
 }
 
 /// Counts of a replay, for the summary and the exit code.
-#[derive(Default)]
+#[derive(Default, Clone, Copy)]
 struct Tally {
     replayed: u64,
     would_replay: u64,
@@ -243,15 +243,33 @@ async fn replay(admin: &RedisAdmin, args: ReplayArgs, format: Format) -> Result<
             report(&outcome);
         }
     }
+    print_replay_summary(admin, &tally, outcomes, args.dry_run, format);
+    let unreplayed = tally.not_replayable + tally.not_found;
+    if unreplayed > 0 {
+        return Err(CliError::Incomplete(format!(
+            "{unreplayed} of the dead letters asked for cannot be replayed or were not found (see above)"
+        )));
+    }
+    Ok(())
+}
+
+/// The last word of a replay: the outcomes as JSON, or the counts as a sentence.
+fn print_replay_summary(
+    admin: &RedisAdmin,
+    tally: &Tally,
+    outcomes: Vec<Value>,
+    dry_run: bool,
+    format: Format,
+) {
     let Tally {
         replayed,
         would_replay,
         not_replayable,
         not_found,
-    } = tally;
+    } = *tally;
     match format {
         Format::Json => print_json(&json!({
-            "dry_run": args.dry_run,
+            "dry_run": dry_run,
             "outcomes": outcomes,
             "replayed": replayed,
             "would_replay": would_replay,
@@ -261,7 +279,7 @@ async fn replay(admin: &RedisAdmin, args: ReplayArgs, format: Format) -> Result<
         Format::Table if replayed + would_replay + not_replayable + not_found == 0 => {
             println!("no dead letters to replay in {}", admin.dead_letter_key());
         }
-        Format::Table if args.dry_run => println!(
+        Format::Table if dry_run => println!(
             "dry run: {would_replay} would be replayed, {not_replayable} cannot be, {not_found} not found; nothing changed"
         ),
         Format::Table => println!(
@@ -269,13 +287,6 @@ async fn replay(admin: &RedisAdmin, args: ReplayArgs, format: Format) -> Result<
             admin.stream_key()
         ),
     }
-    if not_replayable + not_found > 0 {
-        return Err(CliError::Incomplete(format!(
-            "{} of the dead letters asked for cannot be replayed or were not found (see above)",
-            not_replayable + not_found
-        )));
-    }
-    Ok(())
 }
 
 async fn purge(admin: &RedisAdmin, args: PurgeArgs, format: Format) -> Result<(), CliError> {

@@ -314,6 +314,13 @@ async fn every_command_on_a_missing_stream_says_so() {
     assert!(purge.contains("no dead letters to purge"), "{purge}");
     let show = cli(&url, stream, &["dlq", "show", "5-0"]);
     assert_eq!(show.status.code(), Some(1));
+    // REDIS_URL stands in for --redis.
+    let from_env = std::process::Command::new(env!("CARGO_BIN_EXE_necrostack"))
+        .env("REDIS_URL", &url)
+        .args(["--stream", stream, "dlq", "list"])
+        .output()
+        .unwrap();
+    assert!(from_env.status.success(), "{from_env:?}");
     // Nothing above created the stream or a group.
     let exists: u64 = redis::cmd("EXISTS")
         .arg(stream)

@@ -299,8 +299,10 @@ impl RedisAdmin {
         })
     }
 
-    /// Runs the replay script once. It is safe to retry after a broken connection: a
-    /// second run finds the dead letter gone and writes nothing.
+    /// Runs the replay script. It is safe to run again after a broken connection: a
+    /// second run finds the dead letter gone and writes nothing. (If the first run went
+    /// through and only its reply was lost, the entry is then reported as not found,
+    /// although it was replayed, once.)
     async fn run_script(&self, id: &str, prepared: &Prepared) -> Result<Value, AdminError> {
         let core = &*self.core;
         static SCRIPT: OnceLock<Script> = OnceLock::new();

@@ -21,8 +21,9 @@
 //!   duplicating output.
 //! * The delivery count of an entry is its [`Delivery::attempt`]; past `max_deliveries`
 //!   the entry goes to the dead-letter stream and is acknowledged. Entries that are not
-//!   a single `envelope` field (or `envelope` and `replayed_from`, written by a replay), are larger than `max_payload_bytes` or do not decode go
-//!   there too, with the reason; the worker goes on.
+//!   a single `envelope` field (or `envelope` and `replayed_from`, written by a replay),
+//!   are larger than `max_payload_bytes` or do not decode go there too, with the reason;
+//!   the worker goes on.
 //! * While the backend holds entries (pulled, not yet completed), a heartbeat resets
 //!   their idle time every third of `claim_idle`, so a slow batch is not taken over by
 //!   another consumer while this one still works on it.
@@ -30,7 +31,6 @@
 //!   idle so that the next `XAUTOCLAIM` of any consumer takes them at once. As with the
 //!   in-memory backend, the next delivery of a released entry has the next `attempt`
 //!   (and counts toward `max_deliveries`).
-//!
 //! * [`RedisAdmin`] (from [`RedisBackendBuilder::build_admin`]) is the operator's side:
 //!   paged dead-letter listing, replay (one Lua script per entry), purge, and
 //!   [`stats`](RedisAdmin::stats); the `necrostack` command-line tool is built on it.

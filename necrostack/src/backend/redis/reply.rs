@@ -13,7 +13,7 @@ pub(crate) struct RawEntry {
     pub(crate) fields: Option<Vec<(Vec<u8>, Vec<u8>)>>,
 }
 
-pub(crate) fn bytes(value: &Value) -> Option<&[u8]> {
+fn bytes(value: &Value) -> Option<&[u8]> {
     match value {
         Value::BulkString(b) => Some(b),
         Value::SimpleString(s) => Some(s.as_bytes()),
@@ -26,7 +26,7 @@ pub(crate) fn text(value: &Value) -> Option<String> {
     bytes(value).and_then(|b| std::str::from_utf8(b).ok().map(str::to_owned))
 }
 
-pub(crate) fn int(value: &Value) -> Option<i64> {
+fn int(value: &Value) -> Option<i64> {
     match value {
         Value::Int(n) => Some(*n),
         other => text(other).and_then(|t| t.parse().ok()),

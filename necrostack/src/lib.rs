@@ -48,6 +48,7 @@ mod identity;
 mod organ;
 mod policy;
 pub mod spine;
+pub mod telemetry;
 pub mod testing;
 mod wire;
 

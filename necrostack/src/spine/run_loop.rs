@@ -22,6 +22,7 @@ use super::{RunReport, Spine};
 use crate::backend::{Backend, BackendError, Completion, Delivery};
 use crate::envelope::AnyEnvelope;
 use crate::error::Error;
+use crate::telemetry;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(super) enum Mode {
@@ -131,6 +132,7 @@ impl<B: Backend> Spine<B> {
                     event_type = %envelope.event_type(),
                     "no organ listens to this event type; acknowledged"
                 );
+                telemetry::unrouted(envelope.event_type());
                 Prepared::Done(EventOutcome {
                     counts: RunReport {
                         unrouted: 1,
@@ -242,6 +244,7 @@ impl<'s, B: Backend> Run<'s, B> {
                 .drain(..)
                 .map(|(delivery, _)| delivery)
                 .collect();
+            telemetry::in_flight(-(unstarted.len() as f64));
             self.busy_keys.clear();
             self.give_back(unstarted).await;
         }
@@ -372,6 +375,7 @@ impl<'s, B: Backend> Run<'s, B> {
     /// back to the backend and ends the run.
     async fn take_batch(&mut self, batch: crate::backend::Batch<Delivery<B::Receipt>>) {
         let inner = &*self.spine.inner;
+        let buffered_before = self.buffer.len();
         let mut over = Vec::new();
         for delivery in batch {
             if self.limit.is_some_and(|limit| self.report.steps >= limit) || !over.is_empty() {
@@ -382,6 +386,9 @@ impl<'s, B: Backend> Run<'s, B> {
             let key = inner.routes.key(&delivery.envelope);
             self.buffer.push_back((delivery, key));
         }
+        let taken = self.buffer.len() - buffered_before;
+        telemetry::pulled(taken);
+        telemetry::in_flight(taken as f64);
         if !over.is_empty() {
             if let Err(error) = inner.backend.release(over).await {
                 tracing::error!(%error, "could not give events past max_steps back to the backend");
@@ -392,6 +399,7 @@ impl<'s, B: Backend> Run<'s, B> {
 
     /// Folds a finished handling into the report.
     fn absorb(&mut self, (key, result): Done) {
+        telemetry::in_flight(-1.0);
         if let Some(key) = key {
             self.busy_keys.remove(&key);
         }

@@ -44,6 +44,8 @@ mod core;
 mod dead_letter;
 mod enqueue;
 mod error;
+#[cfg(feature = "metrics")]
+mod gauges;
 mod health;
 mod heartbeat;
 mod producer;
@@ -67,8 +69,8 @@ pub use self::admin::{AdminError, DeadLetterPage, DeadLetterQuery, PurgeOutcome,
 pub use self::config::{
     GroupStart, RedisBackendBuilder, RedisConfig, DEFAULT_BLOCK_TIME, DEFAULT_CLAIM_IDLE,
     DEFAULT_CLAIM_INTERVAL, DEFAULT_CONNECT_TIMEOUT, DEFAULT_GROUP, DEFAULT_MAX_DELIVERIES,
-    DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_RECONNECT_TIMEOUT, DEFAULT_RESPONSE_TIMEOUT,
-    DEFAULT_SCHEDULE_INTERVAL, DEFAULT_STREAM,
+    DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_METRICS_INTERVAL, DEFAULT_RECONNECT_TIMEOUT,
+    DEFAULT_RESPONSE_TIMEOUT, DEFAULT_SCHEDULE_INTERVAL, DEFAULT_STREAM,
 };
 pub use self::dead_letter::{RedisDeadLetter, ORIGINAL_FIELD_PREFIX};
 pub use self::error::RedisBackendError;
@@ -154,44 +156,7 @@ impl RedisBackend {
 
     /// Pings Redis and reads the state of the stream and the group.
     pub async fn health(&self) -> Result<RedisHealth, BackendError> {
-        let started = Instant::now();
-        self.core.command("PING", |_| {}).await?;
-        let ping = started.elapsed();
-        let number = |value: redis::Value| {
-            reply::integer(&value)
-                .and_then(|n| u64::try_from(n).ok())
-                .unwrap_or(0)
-        };
-        let stream_length = number(
-            self.core
-                .command("XLEN", |c| {
-                    c.arg(&self.core.stream);
-                })
-                .await?,
-        );
-        let dead_letters = number(
-            self.core
-                .command("XLEN", |c| {
-                    c.arg(&self.core.dlq);
-                })
-                .await?,
-        );
-        let groups = self
-            .core
-            .command("XINFO", |c| {
-                c.arg("GROUPS").arg(&self.core.stream);
-            })
-            .await?;
-        let (consumers, pending, lag) =
-            reply::group_info(&groups, &self.core.config.group).unwrap_or((0, 0, None));
-        Ok(RedisHealth {
-            ping,
-            stream_length,
-            pending,
-            lag,
-            consumers,
-            dead_letters,
-        })
+        Ok(health::read(&self.core).await?)
     }
 
     /// The oldest `count` entries of the dead-letter stream.
@@ -504,6 +469,8 @@ impl RedisBackendBuilder {
         tracing::info!(config = %core.config, "Redis backend ready");
         heartbeat::spawn(&core);
         schedule::spawn_mover(&core);
+        #[cfg(feature = "metrics")]
+        gauges::spawn(&core);
         Ok(RedisBackend {
             core,
             reader: Arc::new(tokio::sync::Mutex::new(Reader::default())),

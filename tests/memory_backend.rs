@@ -245,16 +245,16 @@ fn debug_shows_pending_capacity_dead_letters_and_closed() {
             .unwrap();
         assert_eq!(
             format!("{backend:?}"),
-            "InMemoryBackend { pending: 2, capacity: Some(5), dead_letters: 0, closed: false }"
+            "InMemoryBackend { pending: 2, scheduled: 0, capacity: Some(5), dead_letters: 0, closed: false }"
         );
         backend.close().await.unwrap();
         assert_eq!(
             format!("{:?}", InMemoryBackend::new()),
-            "InMemoryBackend { pending: 0, capacity: None, dead_letters: 0, closed: false }"
+            "InMemoryBackend { pending: 0, scheduled: 0, capacity: None, dead_letters: 0, closed: false }"
         );
         assert_eq!(
             format!("{backend:?}"),
-            "InMemoryBackend { pending: 0, capacity: Some(5), dead_letters: 0, closed: true }"
+            "InMemoryBackend { pending: 0, scheduled: 0, capacity: Some(5), dead_letters: 0, closed: true }"
         );
     });
 }

@@ -9,6 +9,9 @@ use crate::envelope::{Envelope, ErasedEnvelope};
 use crate::event::Event;
 use crate::identity::Meta;
 
+/// An event to deliver after a delay.
+pub(crate) type Later = (Duration, Arc<dyn ErasedEnvelope>);
+
 /// Events of any types returned by one organ, in the order they will be enqueued.
 ///
 /// Return `Emit` when one handling produces events of different types; for one type, a
@@ -34,10 +37,15 @@ use crate::identity::Meta;
 /// assert_eq!(later.len(), 2);
 /// ```
 #[derive(Default, Clone)]
+#[expect(
+    clippy::box_collection,
+    reason = "`delayed` is one pointer instead of a Vec's three in every Emit; delays are rare"
+)]
 pub struct Emit {
     pub(crate) events: Events,
-    /// Events to deliver after a delay, in the order added.
-    pub(crate) delayed: Vec<(Duration, Arc<dyn ErasedEnvelope>)>,
+    /// Events to deliver after a delay, in the order added; boxed, so that the common
+    /// `Emit` without any stays small to move.
+    pub(crate) delayed: Option<Box<Vec<Later>>>,
 }
 
 /// The events of an [`Emit`], in order. Most handlers emit zero or one event per call:
@@ -88,7 +96,7 @@ impl Emit {
     pub fn new() -> Self {
         Emit {
             events: Events::default(),
-            delayed: Vec::new(),
+            delayed: None,
         }
     }
 
@@ -117,7 +125,7 @@ impl Emit {
 
     /// Adds `event` to be delivered `delay` from now (see [`after`](Self::after)).
     pub fn push_after<E: Event>(&mut self, delay: Duration, event: E) {
-        self.delayed.push((
+        self.delayed.get_or_insert_default().push((
             delay,
             Arc::new(Envelope::from_parts(Meta::unstamped(), event)),
         ));
@@ -125,12 +133,12 @@ impl Emit {
 
     /// How many events.
     pub fn len(&self) -> usize {
-        self.events.len() + self.delayed.len()
+        self.events.len() + self.delayed.as_ref().map_or(0, |later| later.len())
     }
 
     /// Whether there are no events.
     pub fn is_empty(&self) -> bool {
-        self.events.first.is_none() && self.delayed.is_empty()
+        self.events.first.is_none() && self.delayed.is_none()
     }
 
     /// The event type names, in order.
@@ -148,9 +156,11 @@ impl Emit {
 impl Emit {
     /// Every event, the immediate ones first, then the delayed ones.
     fn all(&self) -> impl Iterator<Item = &Arc<dyn ErasedEnvelope>> + '_ {
-        self.events
-            .iter()
-            .chain(self.delayed.iter().map(|(_, e)| e))
+        self.events.iter().chain(
+            self.delayed
+                .iter()
+                .flat_map(|later| later.iter().map(|(_, e)| e)),
+        )
     }
 }
 
@@ -213,7 +223,9 @@ impl IntoEmit for Emit {
             for event in self.events {
                 out.events.push(event);
             }
-            out.delayed.extend(self.delayed);
+            if let Some(later) = self.delayed {
+                out.delayed.get_or_insert_default().extend(*later);
+            }
         }
     }
 }

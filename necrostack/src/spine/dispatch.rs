@@ -11,7 +11,7 @@ use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
 use tracing::Instrument;
 
-use super::report::RunReport;
+use super::report::{count, Tally};
 use crate::backend::{Batch, DeadLetter, DeadLetterReason, Scheduled};
 use crate::emit::Emit;
 use crate::envelope::{AnyEnvelope, Envelope};
@@ -49,7 +49,7 @@ pub(crate) struct EventOutcome {
     /// Retries of failed organs and events emitted with a delay.
     pub(crate) scheduled: Vec<Scheduled>,
     pub(crate) dead_letters: Vec<DeadLetter>,
-    pub(crate) counts: RunReport,
+    pub(crate) counts: Tally,
 }
 
 impl EventOutcome {
@@ -63,9 +63,9 @@ impl EventOutcome {
                 reason,
                 at: chrono::Utc::now(),
             }],
-            counts: RunReport {
+            counts: Tally {
                 dead_lettered: 1,
-                ..RunReport::default()
+                ..Tally::default()
             },
         }
     }
@@ -269,17 +269,17 @@ impl Progress {
             Ok(emit) => {
                 let outcome = &mut self.outcome;
                 outcome.counts.succeeded += 1;
-                outcome.counts.emitted += emit.len();
+                outcome.counts.emitted += count(emit.len());
                 for emitted in emit.events {
                     outcome
                         .emitted
                         .push(AnyEnvelope::stamped(event.meta.child(), emitted));
                 }
-                if !emit.delayed.is_empty() {
+                if let Some(later) = emit.delayed {
                     let now = chrono::Utc::now();
                     outcome
                         .scheduled
-                        .extend(emit.delayed.into_iter().map(|(delay, emitted)| Scheduled {
+                        .extend(later.into_iter().map(|(delay, emitted)| Scheduled {
                             envelope: AnyEnvelope::stamped(event.meta.child(), emitted),
                             due: due_after(now, delay),
                         }));
@@ -319,7 +319,7 @@ impl Progress {
             for reason in &reasons {
                 telemetry::dead_letter(envelope.event_type(), reason);
             }
-            outcome.counts.dead_lettered += reasons.len();
+            outcome.counts.dead_lettered += count(reasons.len());
             outcome
                 .dead_letters
                 .extend(reasons.into_iter().map(|reason| DeadLetter {
@@ -352,7 +352,7 @@ async fn run_one<'a, E: Event>(
     organ: &'a dyn DynOrgan<E>,
     event: &'a Envelope<E>,
     ctx: &Dispatch,
-    counts: &mut RunReport,
+    counts: &mut Tally,
     first: Result<Handling<'a>, CallFailure>,
     trace: Trace,
 ) -> Result<Emit, Failed> {
@@ -438,34 +438,40 @@ fn start<'a, E: Event>(
     event: &'a Envelope<E>,
 ) -> (Result<Handling<'a>, CallFailure>, Trace) {
     let trace = Trace::start(organ.name(), event);
-    let called = {
-        let _entered = trace.span.enter();
+    let call = || {
         std::panic::catch_unwind(AssertUnwindSafe(|| organ.call(event)))
             .map_err(|panic| (FailureKind::Panic, panic_message(&*panic)))
+    };
+    let called = match &trace.span {
+        Some(span) => span.in_scope(call),
+        None => call(),
     };
     (called, trace)
 }
 
 /// The span one organ run happens in, and when it started (for its duration metric).
 struct Trace {
-    span: tracing::Span,
+    /// `None` when nothing listens at `info`: then a handling costs no span at all.
+    span: Option<tracing::Span>,
     started: Option<Instant>,
 }
 
 impl Trace {
     /// One span per handling, so that every log line of the handler carries the event
-    /// and the organ. When no subscriber wants it, it costs a disabled span.
+    /// and the organ.
     fn start<E: Event>(organ: &'static str, event: &Envelope<E>) -> Self {
-        let span = tracing::info_span!(
-            "handle",
-            organ,
-            event_type = E::NAME,
-            event_id = %event.id(),
-            correlation_id = %event.correlation_id(),
-            causation_id = %Cause(event.causation_id()),
-            depth = event.depth(),
-            attempt = event.attempt(),
-        );
+        let span = tracing::level_enabled!(tracing::Level::INFO).then(|| {
+            tracing::info_span!(
+                "handle",
+                organ,
+                event_type = E::NAME,
+                event_id = %event.id(),
+                correlation_id = %event.correlation_id(),
+                causation_id = %Cause(event.causation_id()),
+                depth = event.depth(),
+                attempt = event.attempt(),
+            )
+        });
         let started = telemetry::timed().then(Instant::now);
         Trace { span, started }
     }
@@ -494,12 +500,13 @@ impl std::fmt::Display for Cause {
 async fn finish(
     handling: Handling<'_>,
     timeout: Option<Duration>,
-    span: &tracing::Span,
+    span: &Option<tracing::Span>,
 ) -> Result<Emit, CallFailure> {
     let result = match handling {
         Handling::Ready(result) => result,
         Handling::Pending(future) => {
-            let future = AssertUnwindSafe(future.instrument(span.clone())).catch_unwind();
+            let span = span.clone().unwrap_or_else(tracing::Span::none);
+            let future = AssertUnwindSafe(future.instrument(span)).catch_unwind();
             let finished = match timeout {
                 Some(limit) => tokio::time::timeout(limit, future).await.map_err(|_| {
                     (

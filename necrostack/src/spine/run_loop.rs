@@ -18,6 +18,7 @@ use std::time::Duration;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 
 use super::dispatch::{EventOutcome, Prepared};
+use super::report::Tally;
 use super::{RunReport, Spine};
 use crate::backend::{Backend, BackendError, Completion, Delivery};
 use crate::envelope::AnyEnvelope;
@@ -40,7 +41,7 @@ enum Ending {
 }
 
 /// A finished handling: its ordering key and what it counted, or the backend's error.
-type Done = (Option<u64>, Result<RunReport, BackendError>);
+type Done = (Option<u64>, Result<Tally, BackendError>);
 
 /// What the loop does after a pull.
 enum Next {
@@ -134,9 +135,9 @@ impl<B: Backend> Spine<B> {
                 );
                 telemetry::unrouted(envelope.event_type());
                 Prepared::Done(EventOutcome {
-                    counts: RunReport {
+                    counts: Tally {
                         unrouted: 1,
-                        ..RunReport::default()
+                        ..Tally::default()
                     },
                     ..EventOutcome::default()
                 })
@@ -404,7 +405,7 @@ impl<'s, B: Backend> Run<'s, B> {
             self.busy_keys.remove(&key);
         }
         match result {
-            Ok(counts) => self.report.add(&counts),
+            Ok(counts) => self.report.add(counts),
             Err(error) => {
                 tracing::error!(%error, "could not complete an event with the backend; the run ends, and the event will be delivered again");
                 self.fail(error);

@@ -34,7 +34,7 @@
 //! ```
 //!
 //! The modules follow the concepts: [`event`](Event), [`envelope`](Envelope),
-//! [`organ`](Organ), [`spine`](Spine), [`backend`] and [`testing`]. Every error type is
+//! [`organ`](Organ), [`spine`](Spine), [`backend`], [`testing`] and [`topology`]. Every error type is
 //! in [`error`] (and at the root).
 #![warn(missing_docs, missing_debug_implementations)]
 
@@ -49,6 +49,7 @@ mod organ;
 mod policy;
 pub mod spine;
 pub mod testing;
+pub mod topology;
 mod wire;
 
 pub use backend::memory::InMemoryBackend;
@@ -59,12 +60,15 @@ pub use emit::{Delayed, Emit, IntoEmit, IntoOutcome};
 pub use envelope::{AnyEnvelope, Envelope};
 #[cfg(feature = "redis")]
 pub use error::RedisBackendError;
-pub use error::{BackendError, BoxError, BuildError, DecodeError, EncodeError, Error, Permanent};
+pub use error::{
+    BackendError, BoxError, BuildError, DecodeError, EncodeError, Error, Permanent, TopologyProblem,
+};
 pub use event::Event;
 pub use organ::{Handling, Organ};
 pub use spine::{
     Failure, FailureKind, FailurePolicy, RetryPolicy, RunReport, Spine, SpineBuilder, StopHandle,
 };
+pub use topology::{Emits, Topology};
 
 /// `#[derive(Event)]`: implements [`Event`] for a struct or enum.
 ///
@@ -170,8 +174,12 @@ pub use uuid::Uuid;
 /// Paths used by the code that the macros generate. Not public API.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::emit::{DynError, ErrorType, Fallible, Plain, StdError};
+    pub use crate::emit::{
+        output_of, output_of_async, output_of_async_method, output_of_method, DynError,
+        EmittedEvent, ErrorType, Fallible, KnownEmits, OutputOf, Plain, StdError, UnknownEmits,
+    };
     pub use crate::event::RejectedEvent;
     pub use crate::organ::{pending, EventParam, NoEvent, OwnedParam};
+    pub use crate::topology::Emits;
     pub use crate::{BoxError, Emit, Envelope, Event, Handling, IntoEmit, IntoOutcome, Organ};
 }

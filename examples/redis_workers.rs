@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use clap::{value_parser, Parser};
-use necrostack::{organ, Backend, Envelope, Event, RedisBackend, Spine};
+use necrostack::{organ, Backend, Envelope, Event, RedisBackend, Spine, SpineBuilder};
 use serde::{Deserialize, Serialize};
 
 #[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
@@ -129,6 +129,9 @@ struct Args {
     #[arg(long, value_name = "S", default_value_t = 30,
           value_parser = value_parser!(u64).range(1..=3600))]
     timeout_secs: u64,
+    /// Print the flow as a Mermaid flowchart (organs, the event types between them) and exit
+    #[arg(long)]
+    topology: bool,
 }
 
 #[tokio::main]
@@ -141,8 +144,27 @@ async fn main() {
     }
 }
 
+/// A worker's organs, registered on `builder`.
+fn organs<B: Backend>(builder: SpineBuilder<B>, worker: &str, ledger: &Ledger) -> SpineBuilder<B> {
+    builder
+        .organ(Billing {
+            worker: worker.to_owned(),
+            ledger: Arc::clone(ledger),
+        })
+        .organ(Archive {
+            worker: worker.to_owned(),
+            ledger: Arc::clone(ledger),
+        })
+}
+
 async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let ledger: Ledger = Arc::default();
+    if args.topology {
+        // The picture needs no Redis: the organs are the same on every backend.
+        let spine = organs(Spine::builder(), "worker", &ledger).build()?;
+        print!("{}", spine.topology().to_mermaid());
+        return Ok(());
+    }
     let stream = args.stream.clone().unwrap_or_else(|| {
         format!(
             "necrostack:redis_workers:{}-{}",
@@ -164,15 +186,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     for i in 0..args.workers {
         let name = format!("worker-{i}");
         let backend = backend(name.clone()).await?;
-        let spine = Spine::builder()
-            .organ(Billing {
-                worker: name.clone(),
-                ledger: Arc::clone(&ledger),
-            })
-            .organ(Archive {
-                worker: name.clone(),
-                ledger: Arc::clone(&ledger),
-            })
+        let spine = organs(Spine::builder(), &name, &ledger)
             .backend(backend.clone())
             .batch_size(2) // small batches spread a short demo over every worker
             .poll_interval(Duration::from_millis(200))

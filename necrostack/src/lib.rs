@@ -34,8 +34,8 @@
 //! ```
 //!
 //! The modules follow the concepts: [`event`](Event), [`envelope`](Envelope),
-//! [`organ`](Organ), [`spine`](Spine), [`backend`], [`testing`] and [`topology`]. Every error type is
-//! in [`error`] (and at the root).
+//! [`organ`](Organ), [`spine`](Spine), [`backend`], [`testing`] and [`topology`]. Every
+//! error type is in [`error`] (and at the root).
 #![warn(missing_docs, missing_debug_implementations)]
 
 pub mod backend;
@@ -165,6 +165,31 @@ pub use necrostack_macros::Event;
 /// testing::call(&ledger, Deposit { cents: 7 }).await.unwrap();
 /// assert_eq!(ledger.total.load(Ordering::Relaxed), 7);
 /// # }
+/// ```
+///
+/// The event types an organ can emit are found from its return type
+/// ([`Organ::emits`], drawn by [`Spine::topology`]). An [`Emit`] may hold events of any
+/// types, so an organ that returns one lists them with the optional key
+/// `emits = [EventA, EventB]` (each checked to be an event); without it, its outputs are
+/// [unknown](topology::Emits::Unknown).
+///
+/// ```
+/// use necrostack::{organ, Emit, Emits, Event, Organ};
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
+/// struct Order { cents: u64 }
+/// #[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
+/// struct Accepted;
+/// #[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
+/// struct Refused;
+///
+/// #[organ(listens_to = Order, emits = [Accepted, Refused])]
+/// fn decide(order: &Order) -> Emit {
+///     if order.cents > 0 { Emit::new().with(Accepted) } else { Emit::new().with(Refused) }
+/// }
+///
+/// assert_eq!(decide::emits(), Emits::known(["Accepted", "Refused"]));
 /// ```
 pub use necrostack_macros::organ;
 

@@ -171,7 +171,8 @@ pub use necrostack_macros::Event;
 /// ([`Organ::emits`], drawn by [`Spine::topology`]). An [`Emit`] may hold events of any
 /// types, so an organ that returns one lists them with the optional key
 /// `emits = [EventA, EventB]` (each checked to be an event); without it, its outputs are
-/// [unknown](topology::Emits::Unknown).
+/// [unknown](topology::Emits::Unknown). The listed types are added to those the return
+/// type names, e.g. for `-> (Receipt, Emit)`.
 ///
 /// ```
 /// use necrostack::{organ, Emit, Emits, Event, Organ};

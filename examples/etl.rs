@@ -92,6 +92,9 @@ struct Args {
     /// Show no progress bar (it shows on a terminal when a run takes over 2 s)
     #[arg(long, short)]
     quiet: bool,
+    /// Print the flow as a Mermaid flowchart (organs, the event types between them) and exit
+    #[arg(long)]
+    topology: bool,
 }
 
 /// One row as read: every cell under its column name; `None` where the row is short.
@@ -365,6 +368,9 @@ async fn run(args: &Args) -> Result<String, RunError> {
         // The input's length is not known up front; the depth limit still stops loops.
         .max_steps(usize::MAX)
         .build()?;
+    if args.topology {
+        return Ok(spine.topology().to_mermaid());
+    }
     let feed = file_input::spawn(source, SHAPE);
     let progress = Arc::new(Progress::new(args.quiet, feed.size, "bytes"));
     let submitting = submit(

@@ -26,7 +26,7 @@ use std::net::SocketAddr;
 
 use clap::{value_parser, CommandFactory, Parser};
 use necrostack::{
-    organ, Backend, Envelope, Event, FailurePolicy, RedisBackend, RetryPolicy, Spine,
+    organ, Backend, Envelope, Event, FailurePolicy, RedisBackend, RetryPolicy, Spine, SpineBuilder,
 };
 use serde::{Deserialize, Serialize};
 
@@ -142,6 +142,9 @@ struct Args {
     /// Keep serving the metrics after the work is done, until Ctrl-C
     #[arg(long, requires = "metrics_addr")]
     serve: bool,
+    /// Print the flow as a Mermaid flowchart (organs, the event types between them) and exit
+    #[arg(long)]
+    topology: bool,
 }
 
 #[tokio::main]
@@ -178,8 +181,27 @@ fn serve_metrics(addr: SocketAddr) {
     println!("metrics   | serving http://{addr}/metrics");
 }
 
+/// A worker's organs, registered on `builder`.
+fn organs<B: Backend>(builder: SpineBuilder<B>, worker: &str, ledger: &Ledger) -> SpineBuilder<B> {
+    builder
+        .organ(Billing {
+            worker: worker.to_owned(),
+            ledger: Arc::clone(ledger),
+        })
+        .organ(Archive {
+            worker: worker.to_owned(),
+            ledger: Arc::clone(ledger),
+        })
+}
+
 async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let ledger: Ledger = Arc::default();
+    if args.topology {
+        // The picture needs no Redis: the organs are the same on every backend.
+        let spine = organs(Spine::builder(), "worker", &ledger).build()?;
+        print!("{}", spine.topology().to_mermaid());
+        return Ok(());
+    }
     let stream = args.stream.clone().unwrap_or_else(|| {
         format!(
             "necrostack:redis_workers:{}-{}",
@@ -201,15 +223,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     for i in 0..args.workers {
         let name = format!("worker-{i}");
         let backend = backend(name.clone()).await?;
-        let spine = Spine::builder()
-            .organ(Billing {
-                worker: name.clone(),
-                ledger: Arc::clone(&ledger),
-            })
-            .organ(Archive {
-                worker: name.clone(),
-                ledger: Arc::clone(&ledger),
-            })
+        let spine = organs(Spine::builder(), &name, &ledger)
             .backend(backend.clone())
             // A failed billing is retried later, by any worker, then dead-lettered:
             // on Redis, the policy to copy (the default would acknowledge a failure).

@@ -12,6 +12,7 @@
 //! cargo run --example seance                     # summons Ada
 //! cargo run --example seance -- Ada Grace Alan   # one ritual per spirit
 //! cargo run --example seance -- --help           # the options
+//! cargo run --example seance -- --topology       # the flow as a Mermaid flowchart
 //! NECROSTACK_LOG=json cargo run --example seance # logs as JSON lines on stderr
 //! ```
 
@@ -21,7 +22,7 @@ mod logs;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use clap::Parser;
-use necrostack::{organ, Emit, Envelope, Event, Handling, Organ, Spine, Uuid};
+use necrostack::{organ, Emit, Emits, Envelope, Event, Handling, Organ, Spine, Uuid};
 use serde::{Deserialize, Serialize};
 
 #[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
@@ -71,8 +72,9 @@ async fn speak(event: Envelope<SpiritAppeared>) -> Result<AnswerGenerated, std::
     })
 }
 
-/// Returns `Emit`, which may hold events of several types.
-#[organ(listens_to = AnswerGenerated)]
+/// Returns `Emit`, which may hold events of several types; `emits` lists the ones it
+/// holds, for the picture of the flow (`--topology`).
+#[organ(listens_to = AnswerGenerated, emits = [OmenRevealed])]
 fn interpret(answer: &AnswerGenerated) -> Emit {
     Emit::new().with(OmenRevealed {
         omen: format!("{} whispers: {}", answer.spirit, answer.answer),
@@ -121,6 +123,11 @@ impl<O: Organ> Organ for Traced<O> {
         );
         self.0.call(event)
     }
+
+    /// What the wrapped organ emits, so that the picture of the flow stays the same.
+    fn emits() -> Emits {
+        O::emits()
+    }
 }
 
 /// One line of the trace table.
@@ -145,6 +152,9 @@ struct Args {
     /// Print only the omens and the summary, not each event as it flows
     #[arg(long, short)]
     quiet: bool,
+    /// Print the flow as a Mermaid flowchart (organs, the event types between them) and exit
+    #[arg(long)]
+    topology: bool,
 }
 
 #[tokio::main]
@@ -162,7 +172,9 @@ async fn main() -> Result<(), necrostack::Error> {
             .organ(Scribe::default())
             .build()?
     } else {
-        row("event", "id", "depth", "caused by", "handled by");
+        if !args.topology {
+            row("event", "id", "depth", "caused by", "handled by");
+        }
         Spine::builder()
             .organ(Traced(summon))
             .organ(Traced(speak))
@@ -170,6 +182,10 @@ async fn main() -> Result<(), necrostack::Error> {
             .organ(Traced(Scribe::default()))
             .build()?
     };
+    if args.topology {
+        print!("{}", spine.topology().to_mermaid());
+        return Ok(());
+    }
     for spirit in args.spirits {
         spine.emit(SummonRitual { spirit }).await?;
     }

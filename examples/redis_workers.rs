@@ -304,12 +304,32 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         println!("stream {stream} and its dead letters deleted (--keep leaves them)");
     }
     if args.serve {
+        // Listen before saying so: a Ctrl-C right after the line must not kill the program.
+        let interrupted = interrupted()?;
         if let Some(addr) = args.metrics_addr {
             println!("metrics   | work done; still serving http://{addr}/metrics until Ctrl-C");
         }
-        tokio::signal::ctrl_c().await?;
+        interrupted.await;
     }
     Ok(())
+}
+
+/// Resolves on Ctrl-C (SIGINT); the handler is installed when this returns.
+fn interrupted() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    #[cfg(unix)]
+    {
+        let mut interrupt =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+        Ok(async move {
+            interrupt.recv().await;
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+    }
 }
 
 /// Deletes the run's stream and its dead-letter stream.

@@ -4,10 +4,11 @@
 //! Gauges hold the last reading, so a scrape never waits for Redis; a reading that fails
 //! (Redis away) leaves the last values and is retried at the next tick.
 
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 
 use super::core::Core;
 use super::health;
+use super::periodic::{self, First};
 
 /// Gauge: entries in the stream (`stream`).
 pub const STREAM_LENGTH: &str = "necrostack_redis_stream_length";
@@ -25,27 +26,11 @@ pub const RECONNECTIONS: &str = "necrostack_redis_reconnections_total";
 /// Starts the reader; it ends when the backend is closed or dropped.
 pub(crate) fn spawn(core: &Arc<Core>) {
     let period = core.config.metrics_interval;
-    let weak = Arc::downgrade(core);
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(period);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            if !refresh(&weak).await {
-                return;
-            }
-        }
-    });
+    periodic::spawn(core, period, First::Now, refresh);
 }
 
-/// One reading; `false` when the backend is gone or closed.
-async fn refresh(weak: &Weak<Core>) -> bool {
-    let Some(core) = weak.upgrade() else {
-        return false;
-    };
-    if core.is_closed() {
-        return false;
-    }
+/// One reading.
+async fn refresh(core: Arc<Core>) {
     let stream = core.stream.clone();
     let group = core.config.group.clone();
     let reconnections = core.counters.snapshot().reconnections;
@@ -69,5 +54,4 @@ async fn refresh(weak: &Weak<Core>) -> bool {
         }
         Err(error) => tracing::debug!(%error, "could not read the Redis gauges"),
     }
-    true
 }

@@ -7,39 +7,23 @@
 //! resets their idle time every third of `claim_idle` (a script that only touches
 //! entries still owned by this consumer, and does not count a delivery).
 
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::core::Core;
+use super::periodic::{self, First};
 
 /// Starts the heartbeat; it ends when the backend is closed or dropped.
 pub(crate) fn spawn(core: &Arc<Core>) {
     let period = (core.config.claim_idle / 3).max(Duration::from_millis(10));
-    let weak = Arc::downgrade(core);
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(period);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        tick.tick().await;
-        loop {
-            tick.tick().await;
-            if !beat(&weak).await {
-                return;
-            }
-        }
-    });
+    periodic::spawn(core, period, First::AfterOnePeriod, beat);
 }
 
-/// One beat; `false` when the backend is gone or closed.
-async fn beat(weak: &Weak<Core>) -> bool {
-    let Some(core) = weak.upgrade() else {
-        return false;
-    };
-    if core.is_closed() {
-        return false;
-    }
+/// One beat.
+async fn beat(core: Arc<Core>) {
     let held: Vec<String> = core.held().iter().cloned().collect();
     if held.is_empty() {
-        return true;
+        return;
     }
     for chunk in held.chunks(500) {
         let result = async {
@@ -70,5 +54,4 @@ async fn beat(weak: &Weak<Core>) -> bool {
             break;
         }
     }
-    true
 }

@@ -51,6 +51,7 @@ mod fetch;
 mod gauges;
 mod health;
 mod heartbeat;
+mod periodic;
 mod producer;
 mod reader;
 mod receipt;

@@ -7,13 +7,14 @@
 //! event due adds it to the stream exactly once, and the schedule survives restarts of
 //! any worker (and of Redis, with persistence) because it lives in Redis.
 
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 
 use chrono::{DateTime, TimeZone, Utc};
 use redis::Value;
 
 use super::core::Core;
 use super::error::RedisBackendError;
+use super::periodic::{self, First};
 use super::reply;
 use crate::backend::Scheduled;
 
@@ -79,27 +80,11 @@ pub(crate) fn encode(
 /// Starts the mover; it ends when the backend is closed or dropped.
 pub(crate) fn spawn_mover(core: &Arc<Core>) {
     let period = core.config.schedule_interval;
-    let weak = Arc::downgrade(core);
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(period);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            if !move_due(&weak).await {
-                return;
-            }
-        }
-    });
+    periodic::spawn(core, period, First::Now, move_due);
 }
 
-/// Moves what is due; `false` when the backend is gone or closed.
-async fn move_due(weak: &Weak<Core>) -> bool {
-    let Some(core) = weak.upgrade() else {
-        return false;
-    };
-    if core.is_closed() {
-        return false;
-    }
+/// Moves what is due, a batch at a time.
+async fn move_due(core: Arc<Core>) {
     loop {
         match run_move(&core).await {
             Ok(moved) if moved >= MOVE_BATCH as i64 => continue,
@@ -107,12 +92,12 @@ async fn move_due(weak: &Weak<Core>) -> bool {
                 if moved > 0 {
                     tracing::debug!(moved, "scheduled events due: added to the stream");
                 }
-                return true;
+                return;
             }
             Err(error) => {
                 // Harmless: the next tick tries again; nothing leaves the set unless moved.
                 tracing::debug!(%error, "could not move due scheduled events");
-                return true;
+                return;
             }
         }
     }

@@ -8,6 +8,9 @@ mod redis_server;
 #[path = "support/crash_events.rs"]
 mod crash_events;
 
+#[path = "support/stream_entries.rs"]
+mod stream_entries;
+
 use std::collections::HashMap;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -24,30 +27,6 @@ use serde::{Deserialize, Serialize};
 #[event(name = "fleet.Task")]
 struct Task {
     n: u32,
-}
-
-/// Every entry of `stream`, decoded.
-async fn read_stream(url: &str, stream: &str) -> Vec<AnyEnvelope> {
-    let mut conn = redis::Client::open(url)
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
-    let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
-        .arg(stream)
-        .arg("-")
-        .arg("+")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    reply
-        .ids
-        .into_iter()
-        .map(|entry| {
-            let json: Vec<u8> = entry.get("envelope").expect("envelope field");
-            AnyEnvelope::from_json(&json).expect("valid envelope")
-        })
-        .collect()
 }
 
 async fn worker_backend(url: &str, stream: &str, consumer: &str) -> RedisBackend {
@@ -214,7 +193,7 @@ async fn a_retry_scheduled_by_a_killed_worker_runs_on_another() {
     let _b = crash_worker(&url, stream, "b", &dir.join("b.log"));
     let deadline = Instant::now() + Duration::from_secs(30);
     let done = loop {
-        let done: Vec<Done> = read_stream(&url, stream)
+        let done: Vec<Done> = stream_entries::envelopes(&url, stream)
             .await
             .into_iter()
             .filter(|e| e.event_type() == "crash.Done")

@@ -6,6 +6,9 @@
 #[path = "support/redis_server.rs"]
 mod redis_server;
 
+#[path = "support/stream_entries.rs"]
+mod stream_entries;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -62,22 +65,8 @@ fn builder(url: &str, consumer: &str) -> necrostack::backend::redis::RedisBacken
 }
 
 async fn outputs(url: &str) -> HashMap<u32, u32> {
-    let mut conn = redis::Client::open(url)
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
-    let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
-        .arg(STREAM)
-        .arg("-")
-        .arg("+")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
     let mut out = HashMap::new();
-    for entry in reply.ids {
-        let json: Vec<u8> = entry.get("envelope").unwrap();
-        let envelope = AnyEnvelope::from_json(&json).unwrap();
+    for envelope in stream_entries::envelopes(url, STREAM).await {
         if envelope.event_type() == "restart.Done" {
             *out.entry(envelope.decode::<Done>().unwrap().into_payload().n)
                 .or_default() += 1;

@@ -67,3 +67,22 @@ pub struct NatsMetrics {
     /// Scheduled events this worker moved into the events stream once due.
     pub moved: u64,
 }
+
+/// The state of the streams and the consumer, from
+/// [`NatsBackend::health`](super::NatsBackend::health).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct NatsHealth {
+    /// Round trip of the first API request.
+    pub round_trip: std::time::Duration,
+    /// Messages in the events stream, handled or not.
+    pub stream_messages: u64,
+    /// Messages of the events stream not yet delivered to this consumer.
+    pub pending: u64,
+    /// Messages delivered to some worker of this consumer and not yet acknowledged.
+    pub ack_pending: u64,
+    /// Events waiting in the scheduled stream.
+    pub scheduled: u64,
+    /// Messages in the dead-letter stream.
+    pub dead_letters: u64,
+}

@@ -58,7 +58,7 @@ pub use self::config::{
 };
 pub use self::dead_letter::{NatsDeadLetter, ORIGINAL_HEADER_PREFIX};
 pub use self::error::NatsBackendError;
-pub use self::health::NatsMetrics;
+pub use self::health::{NatsHealth, NatsMetrics};
 pub use self::receipt::NatsReceipt;
 pub use self::secret::RedactedUrls;
 
@@ -128,6 +128,37 @@ impl NatsBackend {
     /// What this backend has done so far.
     pub fn metrics(&self) -> NatsMetrics {
         self.core.counters.snapshot()
+    }
+
+    /// Reads the state of the streams and of the consumer.
+    pub async fn health(&self) -> Result<NatsHealth, BackendError> {
+        let core = &*self.core;
+        let started = Instant::now();
+        let info = |subject: String| {
+            core.retrying("health", move || {
+                core.api("health", subject.clone(), serde_json::json!({}))
+            })
+        };
+        let consumer = info(format!(
+            "CONSUMER.INFO.{}.{}",
+            core.config.stream, core.config.consumer
+        ))
+        .await?;
+        let round_trip = started.elapsed();
+        let events = info(format!("STREAM.INFO.{}", core.config.stream)).await?;
+        let scheduled = info(format!("STREAM.INFO.{}", core.config.scheduled_stream())).await?;
+        let dead = info(format!("STREAM.INFO.{}", core.config.dead_letter_stream())).await?;
+        let number = |value: &serde_json::Value, path: &str| {
+            value.pointer(path).and_then(|v| v.as_u64()).unwrap_or(0)
+        };
+        Ok(NatsHealth {
+            round_trip,
+            stream_messages: number(&events, "/state/messages"),
+            pending: number(&consumer, "/num_pending"),
+            ack_pending: number(&consumer, "/num_ack_pending"),
+            scheduled: number(&scheduled, "/state/messages"),
+            dead_letters: number(&dead, "/state/messages"),
+        })
     }
 
     /// The oldest `count` messages of the dead-letter stream.

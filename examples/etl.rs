@@ -1,33 +1,53 @@
-//! A small ETL pipeline: load CSV text, clean it, type and aggregate it, print a summary.
+//! A small ETL pipeline: read sales rows from a CSV, clean them, type them, total them
+//! per region, print a summary.
 //!
-//! ETL_START (CSV text) → RAW_DATA_LOADED (rows of cells) → DATA_CLEANED (trimmed, rows
-//! with missing fields dropped and counted) → DATA_TRANSFORMED (typed rows, totals per
-//! region) → printed summary.
+//! ROW_READ (one row's cells, as read) → clean → ROW_CLEANED (trimmed) or ROW_DROPPED (a
+//! field missing) → transform → ROW_TYPED (units and revenue as numbers), or an organ
+//! error for a row whose numbers do not parse → Tally (totals per region) → summary.
 //!
 //! The input is sales data with the header `date,region,product,units,unit_price`
-//! (columns may come in any order; extra columns are carried along and ignored).
+//! (columns may come in any order; a row with any empty cell, extra columns included,
+//! is dropped). The file is read on a thread while the spine runs, into a bounded
+//! queue, so a file of any size is handled in constant memory. It is read by the `csv`
+//! crate (RFC 4180 quoting, a UTF-8 byte order mark and Windows line ends accepted); a
+//! broken file is an error naming its line.
+//!
+//! Units and prices are summed exactly: units as whole numbers up to 18446744073709551615
+//! (`u64`), prices as decimals with up to four places, totals in 128-bit integers; a row
+//! whose numbers do not fit is reported with the reason, never wrapped or rounded away.
 //!
 //! ```text
+//! cargo run --example etl -- --help                # the options
 //! cargo run --example etl                          # a small built-in CSV
 //! cargo run --example etl -- --file sales.csv      # your own CSV
 //! NECROSTACK_LOG=json cargo run --example etl      # logs as JSON lines on stderr
 //! ```
 //!
-//! The four organs use the four handler forms a user meets first: a sync function, an
-//! async function that sees the envelope, a sync function that may fail (`Result`), and a
-//! stateful `impl` block.
+//! The organs use the handler forms a user meets first: an async function that sees the
+//! envelope and returns a tuple, a sync function that may fail (`Result`), and stateful
+//! `impl` blocks sharing one summary.
 
-#[path = "support/csv.rs"]
-mod csv;
+#[path = "support/feed.rs"]
+mod feed;
+#[path = "support/file_input.rs"]
+mod file_input;
 #[path = "support/logs.rs"]
 mod logs;
+#[path = "support/progress.rs"]
+mod progress;
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use necrostack::{organ, Envelope, Event, Spine};
+use clap::Parser;
+use necrostack::{organ, Backend, Envelope, Event, InMemoryBackend, Spine};
 use serde::{Deserialize, Serialize};
+
+use file_input::{as_text, InputError, Shape, Source};
+use progress::Progress;
 
 /// Used when no `--file` is given: nine rows, two of them missing a field and one with
 /// a count that is not a number.
@@ -46,262 +66,335 @@ date,region,product,units,unit_price
 
 /// The columns the transform needs.
 const REQUIRED: [&str; 5] = ["date", "region", "product", "units", "unit_price"];
+/// What a sales file holds: a CSV with the [`REQUIRED`] columns (or JSON `{"sales": [...]}`).
+const SHAPE: Shape = Shape {
+    key: "sales",
+    needs: &REQUIRED,
+};
+/// The highest unit price, and its decimal places.
+const MAX_PRICE: u128 = 1_000_000_000_000;
+const PRICE_PLACES: u32 = 4;
+const PRICE_SCALE: u128 = 10u128.pow(PRICE_PLACES);
+/// Rows queued in memory ahead of the spine; the reader waits when it is full.
+const QUEUE: usize = 4096;
+/// Rows submitted per call to the backend.
+const BATCH: usize = 64;
 
-#[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
-#[event(name = "ETL_START")]
-struct EtlStart {
-    /// Where the text came from, for the summary.
-    source: String,
-    csv: String,
+/// A small ETL pipeline: read a sales CSV, clean it, type and total it per region, print
+/// a summary.
+#[derive(Debug, Parser)]
+#[command(name = "etl", version)]
+struct Args {
+    /// Read sales from PATH, a CSV with the header date,region,product,units,unit_price
+    /// (any order; extra columns must not be empty either) [default: a built-in sample]
+    #[arg(long, value_name = "PATH")]
+    file: Option<PathBuf>,
+    /// Show no progress bar (it shows on a terminal when a run takes over 2 s)
+    #[arg(long, short)]
+    quiet: bool,
 }
 
+/// One row as read: every cell under its column name; `None` where the row is short.
 #[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
-#[event(name = "RAW_DATA_LOADED")]
-struct RawDataLoaded {
-    source: String,
-    header: Vec<String>,
-    /// Each row with its line number in the input (the header is line 1).
-    rows: Vec<(usize, Vec<String>)>,
+#[event(name = "ROW_READ")]
+struct RowRead {
+    line: u64,
+    cells: BTreeMap<String, Option<String>>,
 }
 
+/// A row with every field present, trimmed.
 #[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
-#[event(name = "DATA_CLEANED")]
-struct DataCleaned {
-    source: String,
-    header: Vec<String>,
-    rows: Vec<(usize, Vec<String>)>,
-    /// Rows dropped because a field was missing or empty.
-    dropped: usize,
-}
-
-#[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
-#[event(name = "DATA_TRANSFORMED")]
-struct DataTransformed {
-    source: String,
-    /// Rows that were typed and counted.
-    rows: usize,
-    /// Rows dropped by the cleaner.
-    dropped: usize,
-    /// Rows whose numbers did not parse, with the reason.
-    invalid: Vec<String>,
-    regions: Vec<RegionTotal>,
-    total_units: u64,
-    total_revenue: f64,
-}
-
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
-struct RegionTotal {
+#[event(name = "ROW_CLEANED")]
+struct RowCleaned {
+    line: u64,
     region: String,
-    units: u64,
-    revenue: f64,
+    units: String,
+    unit_price: String,
 }
 
-/// A sync organ: splits the text into a header and rows of cells.
-#[organ(listens_to = EtlStart)]
-fn load(start: &EtlStart) -> RawDataLoaded {
-    let mut lines = (1..)
-        .zip(start.csv.lines())
-        .filter(|(_, line)| !line.trim().is_empty());
-    let header = lines
-        .next()
-        .map(|(_, line)| csv::split_line(line))
-        .unwrap_or_default();
-    RawDataLoaded {
-        source: start.source.clone(),
-        header,
-        rows: lines.map(|(n, line)| (n, csv::split_line(line))).collect(),
-    }
+/// A row dropped because a field was missing or empty.
+#[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[event(name = "ROW_DROPPED")]
+struct RowDropped {
+    line: u64,
 }
 
-/// An async organ that sees the envelope: trims every cell and drops rows with a
-/// missing field (too few cells, or an empty one).
-#[organ(listens_to = RawDataLoaded)]
-async fn clean(raw: Envelope<RawDataLoaded>) -> DataCleaned {
-    let width = raw.header.len();
-    let header = raw.header.iter().map(|h| h.trim().to_lowercase()).collect();
-    let mut rows = Vec::with_capacity(raw.rows.len());
-    let mut dropped = 0;
-    for (line, row) in &raw.rows {
-        let cells: Vec<String> = row.iter().map(|c| c.trim().to_owned()).collect();
-        if cells.len() < width || cells.iter().take(width).any(String::is_empty) {
-            dropped += 1;
-            tracing::info!(correlation_id = %raw.correlation_id(), line, "row dropped: missing field");
-        } else {
-            rows.push((*line, cells));
-        }
-    }
-    DataCleaned {
-        source: raw.source.clone(),
-        header,
-        rows,
-        dropped,
-    }
+/// A row whose numbers parsed: units, and revenue in ten-thousandths.
+#[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[event(name = "ROW_TYPED")]
+struct RowTyped {
+    line: u64,
+    region: String,
+    units: u128,
+    revenue: u128,
 }
 
-/// The input cannot be transformed at all.
+/// An async organ that sees the envelope: trims every cell, and drops the row when one
+/// is missing or empty.
+#[organ(listens_to = RowRead)]
+async fn clean(row: Envelope<RowRead>) -> (Option<RowCleaned>, Option<RowDropped>) {
+    let cell = |name: &str| row.cells.get(name).cloned().flatten().unwrap_or_default();
+    let missing = row
+        .cells
+        .values()
+        .any(|c| c.as_deref().is_none_or(|c| c.trim().is_empty()));
+    if missing {
+        tracing::info!(correlation_id = %row.correlation_id(), line = row.line, "row dropped: missing field");
+        return (None, Some(RowDropped { line: row.line }));
+    }
+    let cleaned = RowCleaned {
+        line: row.line,
+        region: cell("region").trim().to_owned(),
+        units: cell("units").trim().to_owned(),
+        unit_price: cell("unit_price").trim().to_owned(),
+    };
+    (Some(cleaned), None)
+}
+
+/// A row whose units and price are not a count and a price.
 #[derive(Debug, thiserror::Error)]
-enum TransformError {
-    #[error("the CSV has no column {0:?} (the header needs {REQUIRED:?})")]
-    MissingColumn(&'static str),
+#[error("line {line}: units {units:?} / unit_price {price:?} are not a count and a price")]
+struct InvalidRow {
+    line: u64,
+    units: String,
+    price: String,
 }
 
-/// A sync organ that may fail: types the rows and sums units and revenue per region.
-/// Rows whose numbers do not parse are reported, not silently skipped.
-#[organ(listens_to = DataCleaned)]
-fn transform(data: &DataCleaned) -> Result<DataTransformed, TransformError> {
-    let mut index = [0usize; 5];
-    for (slot, name) in index.iter_mut().zip(REQUIRED) {
-        *slot = data
-            .header
-            .iter()
-            .position(|h| h == name)
-            .ok_or(TransformError::MissingColumn(name))?;
-    }
-    let [_date, region, _product, units, price] = index;
-    let mut totals: BTreeMap<String, (u64, f64)> = BTreeMap::new();
-    let mut invalid = Vec::new();
-    let mut rows = 0;
-    for (line, row) in &data.rows {
-        let parsed = (row[units].parse::<u64>(), row[price].parse::<f64>());
-        match parsed {
-            (Ok(u), Ok(p)) if p.is_finite() && p >= 0.0 => {
-                let entry = totals.entry(row[region].clone()).or_default();
-                entry.0 += u;
-                entry.1 += u as f64 * p;
-                rows += 1;
-            }
-            _ => invalid.push(format!(
-                "line {line}: units {:?} / unit_price {:?} are not a count and a price",
-                row[units], row[price]
-            )),
-        }
-    }
-    let regions: Vec<RegionTotal> = totals
-        .into_iter()
-        .map(|(region, (units, revenue))| RegionTotal {
-            region,
-            units,
-            revenue,
-        })
-        .collect();
-    Ok(DataTransformed {
-        source: data.source.clone(),
-        rows,
-        dropped: data.dropped,
-        invalid,
-        total_units: regions.iter().map(|r| r.units).sum(),
-        total_revenue: regions.iter().map(|r| r.revenue).sum(),
-        regions,
+/// A sync organ that may fail: types the numbers. A row that does not type is an organ
+/// error: the spine logs it and goes on, and the failure hook keeps the reason.
+#[organ(listens_to = RowCleaned)]
+fn transform(row: &RowCleaned) -> Result<RowTyped, InvalidRow> {
+    let invalid = || InvalidRow {
+        line: row.line,
+        units: row.units.clone(),
+        price: row.unit_price.clone(),
+    };
+    let units = u128::from(row.units.parse::<u64>().map_err(|_| invalid())?);
+    let price = parse_price(&row.unit_price).ok_or_else(invalid)?;
+    Ok(RowTyped {
+        line: row.line,
+        region: row.region.clone(),
+        units,
+        // At most (2^64 - 1) × 10^16: far inside 128 bits.
+        revenue: units * price,
     })
 }
 
-/// A stateful async organ: prints the summary and keeps it for `main`.
-#[derive(Default)]
-struct Reporter {
-    last: Arc<Mutex<Option<DataTransformed>>>,
+/// A price such as `2.5` or `99.90` in ten-thousandths, if it is a plain decimal with at
+/// most four places and at most [`MAX_PRICE`].
+fn parse_price(text: &str) -> Option<u128> {
+    let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
+    let digits = |part: &str| part.bytes().all(|b| b.is_ascii_digit());
+    if whole.is_empty()
+        || !digits(whole)
+        || !digits(fraction)
+        || fraction.len() > PRICE_PLACES as usize
+    {
+        return None;
+    }
+    let whole: u128 = whole.parse().ok().filter(|w| *w <= MAX_PRICE)?;
+    let fraction: u128 = format!("{fraction:0<4}").parse().ok()?;
+    Some(whole * PRICE_SCALE + fraction)
 }
 
-#[organ(listens_to = DataTransformed)]
-impl Reporter {
-    async fn handle(&self, data: &DataTransformed) {
-        println!("ETL summary for {}", data.source);
-        println!(
-            "  rows loaded:      {}",
-            data.rows + data.dropped + data.invalid.len()
-        );
-        println!("  rows dropped:     {} (missing fields)", data.dropped);
-        println!("  rows invalid:     {}", data.invalid.len());
-        for reason in &data.invalid {
-            println!("    {reason}");
-        }
-        println!("  rows transformed: {}", data.rows);
-        for region in &data.regions {
-            println!(
-                "  region {:<10} units {:>6}  revenue {:>10.2}",
-                region.region, region.units, region.revenue
+/// Ten-thousandths as money with two places, rounded half up: 1234550 → "123.46".
+fn money(scaled: u128) -> String {
+    let cents = scaled / 100 + u128::from(scaled % 100 >= 50);
+    format!("{}.{:02}", cents / 100, cents % 100)
+}
+
+/// Units, and revenue in ten-thousandths: exact whole numbers.
+#[derive(Debug, Clone, Copy, Default)]
+struct Totals {
+    units: u128,
+    revenue: u128,
+}
+
+impl Totals {
+    /// These totals with one more row, or `None` if they would not fit.
+    fn plus(self, units: u128, revenue: u128) -> Option<Totals> {
+        Some(Totals {
+            units: self.units.checked_add(units)?,
+            revenue: self.revenue.checked_add(revenue)?,
+        })
+    }
+}
+
+/// What the run counted, shared by the tally organs and `main`.
+#[derive(Debug, Default)]
+struct Summary {
+    loaded: u64,
+    dropped: u64,
+    /// Rows whose numbers did not parse or fit, with the reason.
+    invalid: Vec<String>,
+    transformed: u64,
+    regions: BTreeMap<String, Totals>,
+    total: Totals,
+}
+
+type Shared = Arc<Mutex<Summary>>;
+
+fn lock(summary: &Shared) -> MutexGuard<'_, Summary> {
+    summary.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A stateful organ: adds each typed row to its region's totals and the grand total.
+struct Tally(Shared);
+
+#[organ(listens_to = RowTyped)]
+impl Tally {
+    fn handle(&self, row: &RowTyped) {
+        let mut summary = lock(&self.0);
+        let region = summary
+            .regions
+            .get(&row.region)
+            .copied()
+            .unwrap_or_default();
+        let sums = region
+            .plus(row.units, row.revenue)
+            .zip(summary.total.plus(row.units, row.revenue));
+        let Some((region, total)) = sums else {
+            let reason = format!(
+                "line {}: the totals would pass what 128 bits hold",
+                row.line
             );
-        }
-        println!(
-            "  total            units {:>6}  revenue {:>10.2}",
-            data.total_units, data.total_revenue
-        );
-        *self.last.lock().unwrap_or_else(PoisonError::into_inner) = Some(data.clone());
+            summary.invalid.push(reason);
+            return;
+        };
+        summary.regions.insert(row.region.clone(), region);
+        summary.total = total;
+        summary.transformed += 1;
     }
 }
 
-/// Reads `--file PATH` (or nothing) from the command line.
-fn input() -> Result<EtlStart, String> {
-    let mut args = std::env::args().skip(1);
-    let mut file = None;
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--file" => file = Some(args.next().ok_or("--file needs a path")?),
-            "-h" | "--help" => {
-                return Err("usage: etl [--file PATH]   (a CSV with the header date,region,product,units,unit_price)".into())
-            }
-            other => return Err(format!("unknown argument {other:?}; usage: etl [--file PATH]")),
+/// A stateful organ: counts the rows dropped by the cleaner.
+struct CountDropped(Shared);
+
+#[organ(listens_to = RowDropped)]
+impl CountDropped {
+    fn handle(&self, _row: &RowDropped) {
+        lock(&self.0).dropped += 1;
+    }
+}
+
+/// The summary, as printed.
+fn report(source: &str, summary: &Summary) -> String {
+    let mut out = format!("ETL summary for {source}\n");
+    out += &format!("  rows loaded:      {}\n", summary.loaded);
+    out += &format!("  rows dropped:     {} (missing fields)\n", summary.dropped);
+    out += &format!("  rows invalid:     {}\n", summary.invalid.len());
+    for reason in &summary.invalid {
+        out += &format!("    {reason}\n");
+    }
+    out += &format!("  rows transformed: {}\n", summary.transformed);
+    for (region, totals) in &summary.regions {
+        out += &format!(
+            "  region {region:<10} units {:>6}  revenue {:>10}\n",
+            totals.units,
+            money(totals.revenue)
+        );
+    }
+    out += &format!(
+        "  total            units {:>6}  revenue {:>10}\n",
+        summary.total.units,
+        money(summary.total.revenue)
+    );
+    out
+}
+
+/// A run that failed: the input (exit 2) or the spine (exit 1).
+#[derive(Debug, thiserror::Error)]
+enum RunError {
+    #[error(transparent)]
+    Input(#[from] InputError),
+    #[error(transparent)]
+    Spine(#[from] necrostack::Error),
+}
+
+/// Reads the rows and submits them in batches while the spine runs.
+async fn submit<B: Backend>(
+    spine: Spine<B>,
+    mut feed: file_input::Feed,
+    summary: Shared,
+    progress: Arc<Progress>,
+) -> Result<(), RunError> {
+    let mut batch = Vec::with_capacity(BATCH);
+    while let Some(entry) = feed.entries.recv().await {
+        let entry = entry?;
+        let cells = entry.fields.iter().map(|(name, value)| {
+            let text = (!value.is_null()).then(|| as_text(Some(value)));
+            (name.clone(), text)
+        });
+        batch.push(RowRead {
+            line: entry.place,
+            cells: cells.collect(),
+        });
+        let loaded = {
+            let mut summary = lock(&summary);
+            summary.loaded += 1;
+            summary.loaded
+        };
+        if batch.len() == BATCH {
+            let read = feed.bytes_read.load(Ordering::Relaxed);
+            progress.set(read, || format!("{loaded} rows"));
+            spine.emit_all(batch.drain(..)).await?;
         }
     }
-    match file {
-        None => Ok(EtlStart {
-            source: "built-in sample".into(),
-            csv: BUILT_IN_CSV.into(),
-        }),
-        Some(path) => {
-            let csv =
-                std::fs::read_to_string(&path).map_err(|e| format!("cannot read {path}: {e}"))?;
-            Ok(EtlStart { source: path, csv })
-        }
-    }
+    spine.emit_all(batch).await?;
+    Ok(())
+}
+
+async fn run(args: &Args) -> Result<String, RunError> {
+    let source = match &args.file {
+        Some(path) => Source::File(path.clone()),
+        None => Source::BuiltIn {
+            name: "built-in sample",
+            text: BUILT_IN_CSV,
+        },
+    };
+    let name = source.to_string();
+    let summary = Shared::default();
+    let failures = Arc::clone(&summary);
+    let spine = Spine::builder()
+        .backend(InMemoryBackend::bounded(QUEUE))
+        .organ(clean)
+        .organ(transform)
+        .organ(Tally(Arc::clone(&summary)))
+        .organ(CountDropped(Arc::clone(&summary)))
+        .on_failure(move |failure| lock(&failures).invalid.push(failure.error.clone()))
+        // The input's length is not known up front; the depth limit still stops loops.
+        .max_steps(usize::MAX)
+        .build()?;
+    let feed = file_input::spawn(source, SHAPE);
+    let progress = Arc::new(Progress::new(args.quiet, feed.size, "bytes"));
+    let submitting = submit(
+        spine.clone(),
+        feed,
+        Arc::clone(&summary),
+        Arc::clone(&progress),
+    );
+    let (_, submitted) = feed::run_while_producing(&spine, submitting).await?;
+    progress.finish();
+    submitted?;
+    let summary = lock(&summary);
+    Ok(report(&name, &summary))
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     logs::init();
-    let start = match input() {
-        Ok(start) => start,
-        Err(message) => {
-            eprintln!("etl: {message}");
-            return ExitCode::from(2);
+    let args = Args::parse();
+    match run(&args).await {
+        Ok(report) => {
+            print!("{report}");
+            ExitCode::SUCCESS
         }
-    };
-    let reporter = Reporter::default();
-    let summary = Arc::clone(&reporter.last);
-    let failures = Arc::new(Mutex::new(Vec::new()));
-    let seen = Arc::clone(&failures);
-    let built = Spine::builder()
-        .organ(load)
-        .organ(clean)
-        .organ(transform)
-        .organ(reporter)
-        .on_failure(move |failure| {
-            seen.lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .push(failure.error.clone())
-        })
-        .build();
-    let run = async {
-        let spine = built?;
-        spine.emit(start).await?;
-        spine.run_until_idle().await
-    };
-    if let Err(error) = run.await {
-        eprintln!("etl: {error}");
-        return ExitCode::FAILURE;
-    }
-    if summary
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .is_none()
-    {
-        for error in failures
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-        {
+        Err(error) => {
             eprintln!("etl: {error}");
+            match error {
+                RunError::Input(_) => ExitCode::from(2),
+                RunError::Spine(_) => ExitCode::FAILURE,
+            }
         }
-        return ExitCode::FAILURE;
     }
-    ExitCode::SUCCESS
 }

@@ -9,8 +9,9 @@
 //! REDIS_URL=rediss://:password@host:6380 cargo run --example redis_workers
 //! ```
 //!
-//! Each run uses a stream of its own (`--stream` to choose one), so old entries never
-//! mix in; the stream is left in Redis for inspection (`XRANGE name - +`).
+//! Each run uses a stream of its own, so old entries never mix in, and deletes it (and its
+//! dead-letter stream) at the end; `--keep` leaves it in Redis for inspection
+//! (`XRANGE name - +`), and a stream named with `--stream` is always left.
 
 #[path = "support/logs.rs"]
 mod logs;
@@ -19,6 +20,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use clap::{value_parser, Parser};
 use necrostack::{organ, Backend, Envelope, Event, RedisBackend, Spine};
 use serde::{Deserialize, Serialize};
 
@@ -96,80 +98,62 @@ impl Archive {
     }
 }
 
-const USAGE: &str = "usage: redis_workers [--redis URL] [--workers N] [--orders N] [--stream NAME] [--timeout-secs S]
-(REDIS_URL sets the default URL; the default is redis://127.0.0.1:6379)";
-
+/// Workers sharing a Redis stream: a producer places orders, the workers bill them and
+/// archive the invoices, and the program prints which worker handled what.
+#[derive(Debug, Parser)]
+#[command(name = "redis_workers", version)]
 struct Args {
+    /// The Redis server
+    #[arg(
+        long = "redis",
+        value_name = "URL",
+        env = "REDIS_URL",
+        default_value = "redis://127.0.0.1:6379"
+    )]
     url: String,
-    workers: usize,
+    /// How many workers share the stream, 1..=64
+    #[arg(long, value_name = "N", default_value_t = 3,
+          value_parser = value_parser!(u16).range(1..=64))]
+    workers: u16,
+    /// How many orders the producer places, 0..=100000
+    #[arg(long, value_name = "N", default_value_t = 12,
+          value_parser = value_parser!(u32).range(0..=100_000))]
     orders: u32,
-    stream: String,
-    timeout: Duration,
-}
-
-fn parse_args() -> Result<Args, String> {
-    let mut args = Args {
-        url: std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned()),
-        workers: 3,
-        orders: 12,
-        stream: format!(
-            "necrostack:redis_workers:{}-{}",
-            std::process::id(),
-            chrono::Utc::now().timestamp_millis()
-        ),
-        timeout: Duration::from_secs(30),
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
-        match flag.as_str() {
-            "--redis" => args.url = value()?,
-            "--workers" => {
-                args.workers = value()?.parse().map_err(|e| format!("--workers: {e}"))?
-            }
-            "--orders" => args.orders = value()?.parse().map_err(|e| format!("--orders: {e}"))?,
-            "--stream" => args.stream = value()?,
-            "--timeout-secs" => {
-                args.timeout = Duration::from_secs(
-                    value()?
-                        .parse()
-                        .map_err(|e| format!("--timeout-secs: {e}"))?,
-                )
-            }
-            "-h" | "--help" => {
-                println!("{USAGE}");
-                std::process::exit(0);
-            }
-            other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
-        }
-    }
-    if args.workers == 0 {
-        return Err("--workers must be at least 1".to_owned());
-    }
-    Ok(args)
+    /// Use the stream NAME (left in Redis) instead of a fresh one per run
+    #[arg(long, value_name = "NAME")]
+    stream: Option<String>,
+    /// Keep the fresh per-run stream and its dead-letter stream after the run
+    #[arg(long, conflicts_with = "stream")]
+    keep: bool,
+    /// Give up when the orders are not all handled after S seconds, 1..=3600
+    #[arg(long, value_name = "S", default_value_t = 30,
+          value_parser = value_parser!(u64).range(1..=3600))]
+    timeout_secs: u64,
 }
 
 #[tokio::main]
 async fn main() {
     logs::init();
-    let args = match parse_args() {
-        Ok(args) => args,
-        Err(message) => {
-            eprintln!("{message}");
-            std::process::exit(2);
-        }
-    };
+    let args = Args::parse();
     if let Err(error) = run(args).await {
-        eprintln!("error: {error}");
+        eprintln!("redis_workers: {error}");
         std::process::exit(1);
     }
 }
 
 async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let ledger: Ledger = Arc::default();
+    let stream = args.stream.clone().unwrap_or_else(|| {
+        format!(
+            "necrostack:redis_workers:{}-{}",
+            std::process::id(),
+            chrono::Utc::now().timestamp_millis()
+        )
+    });
+    let timeout = Duration::from_secs(args.timeout_secs);
     let backend = |consumer: String| {
         RedisBackend::builder(args.url.clone())
-            .stream(args.stream.clone())
+            .stream(stream.clone())
             .group("billing")
             .consumer(consumer)
             .build()
@@ -209,12 +193,12 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         .await?;
     println!(
         "producer  | placed {} orders on stream {}",
-        args.orders, args.stream
+        args.orders, stream
     );
 
     // Wait until every order is billed and archived and nothing is pending.
     let expected = 2 * args.orders as usize;
-    let deadline = Instant::now() + args.timeout;
+    let deadline = Instant::now() + timeout;
     loop {
         let handled: usize = ledger
             .lock()
@@ -252,8 +236,25 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let health = producer_backend.health().await?;
     println!(
         "stream {}: {} entries, {} pending, {} dead letters, ping {:?}",
-        args.stream, health.stream_length, health.pending, health.dead_letters, health.ping
+        stream, health.stream_length, health.pending, health.dead_letters, health.ping
     );
     producer_backend.close().await?;
+    if args.stream.is_none() && !args.keep {
+        delete_streams(&args.url, &producer_backend).await?;
+        println!("stream {stream} and its dead letters deleted (--keep leaves them)");
+    }
+    Ok(())
+}
+
+/// Deletes the run's stream and its dead-letter stream.
+async fn delete_streams(url: &str, backend: &RedisBackend) -> redis::RedisResult<()> {
+    let config = backend.config();
+    let mut connection = redis::Client::open(url)?
+        .get_multiplexed_async_connection()
+        .await?;
+    redis::cmd("DEL")
+        .arg(&[config.stream_key(), config.dead_letter_key()])
+        .query_async::<u64>(&mut connection)
+        .await?;
     Ok(())
 }

@@ -3,9 +3,15 @@
 //!
 //! SUMMON_RITUAL → SPIRIT_APPEARED → ANSWER_GENERATED → OMEN_REVEALED → printed omen.
 //!
+//! Each event is printed as the spine hands it to an organ: its type, a short id, its
+//! depth (hops from the ritual that started it), the event that caused it and the organ
+//! that handles it. So the output shows the routing (which organ gets which type) and
+//! the lineage (every event points at its cause, back to the root).
+//!
 //! ```text
 //! cargo run --example seance                     # summons Ada
 //! cargo run --example seance -- Ada Grace Alan   # one ritual per spirit
+//! cargo run --example seance -- --help           # the options
 //! NECROSTACK_LOG=json cargo run --example seance # logs as JSON lines on stderr
 //! ```
 
@@ -14,7 +20,8 @@ mod logs;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use necrostack::{organ, Emit, Envelope, Event, Spine};
+use clap::Parser;
+use necrostack::{organ, Emit, Envelope, Event, Handling, Organ, Spine, Uuid};
 use serde::{Deserialize, Serialize};
 
 #[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
@@ -96,27 +103,80 @@ fn ordinal(n: usize) -> String {
     format!("{n}{suffix}")
 }
 
+/// Wraps an organ to print each event just before the organ handles it. `Organ` is a
+/// small public trait, so a wrapper like this needs no macro: it delegates to the organ.
+struct Traced<O>(O);
+
+impl<O: Organ> Organ for Traced<O> {
+    type Event = O::Event;
+    const NAME: &'static str = O::NAME;
+
+    fn call<'a>(&'a self, event: &'a Envelope<O::Event>) -> Handling<'a> {
+        row(
+            <O::Event as Event>::NAME,
+            &short(event.id()),
+            &event.depth().to_string(),
+            &event.causation_id().map_or("-".to_owned(), short),
+            O::NAME,
+        );
+        self.0.call(event)
+    }
+}
+
+/// One line of the trace table.
+fn row(event: &str, id: &str, depth: &str, cause: &str, organ: &str) {
+    println!("{event:<17} {id:<8}  {depth:>5}  {cause:<9}  {organ}");
+}
+
+/// The last 8 hex digits of an id: its random part, so ids made in one millisecond
+/// still differ.
+fn short(id: Uuid) -> String {
+    let hex = id.simple().to_string();
+    hex[hex.len() - 8..].to_owned()
+}
+
+/// The séance: summons each spirit named and prints what happened.
+#[derive(Debug, Parser)]
+#[command(name = "seance", version)]
+struct Args {
+    /// The spirits to summon, one ritual each, at most 100 [default: Ada]
+    #[arg(value_name = "SPIRIT", num_args = 0..=100)]
+    spirits: Vec<String>,
+    /// Print only the omens and the summary, not each event as it flows
+    #[arg(long, short)]
+    quiet: bool,
+}
+
 #[tokio::main]
 async fn main() -> Result<(), necrostack::Error> {
     logs::init();
-    let mut spirits: Vec<String> = std::env::args().skip(1).collect();
-    if spirits.is_empty() {
-        spirits.push("Ada".to_owned());
+    let mut args = Args::parse();
+    if args.spirits.is_empty() {
+        args.spirits.push("Ada".to_owned());
     }
-
-    let spine = Spine::builder()
-        .organ(summon)
-        .organ(speak)
-        .organ(interpret)
-        .organ(Scribe::default())
-        .build()?;
-    for spirit in spirits {
+    let spine = if args.quiet {
+        Spine::builder()
+            .organ(summon)
+            .organ(speak)
+            .organ(interpret)
+            .organ(Scribe::default())
+            .build()?
+    } else {
+        row("event", "id", "depth", "caused by", "handled by");
+        Spine::builder()
+            .organ(Traced(summon))
+            .organ(Traced(speak))
+            .organ(Traced(interpret))
+            .organ(Traced(Scribe::default()))
+            .build()?
+    };
+    for spirit in args.spirits {
         spine.emit(SummonRitual { spirit }).await?;
     }
     let report = spine.run_until_idle().await?;
     println!(
         "séance over: {} events, {} handled, {} failed",
-        report.steps, report.handled, report.failed
+        report.steps, report.succeeded, report.failed
     );
     Ok(())
 }

@@ -97,7 +97,7 @@ async fn sync_then_async_then_sync_organs_run_in_order_with_lineage() {
         .unwrap();
     let root = spine.emit(Start(7)).await.unwrap();
     let report = spine.run_until_idle().await.unwrap();
-    assert_eq!((report.steps, report.handled, report.failed), (4, 6, 0));
+    assert_eq!((report.steps, report.succeeded, report.failed), (4, 6, 0));
 
     let seen = seen.lock().unwrap().clone();
     let names: Vec<&str> = seen.iter().map(|s| s.0.as_str()).collect();

@@ -345,3 +345,236 @@ fn other_uuid_versions_are_accepted_on_decode() {
     assert_eq!(envelope.id().to_string(), v4);
     assert_eq!(envelope.id().get_version_num(), 4);
 }
+
+// Envelope's serde impls (issue 14): the same format and the same strictness as
+// `to_json`/`from_json`, through any serde entry point.
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    /// `serde_json` writes exactly the wire bytes, and every reading entry point gives
+    /// the envelope back.
+    #[test]
+    fn serde_writes_the_wire_format(payload in rich()) {
+        let envelope = Envelope::new(payload);
+        let wire = String::from_utf8(envelope.to_json().unwrap()).unwrap();
+        prop_assert_eq!(&serde_json::to_string(&envelope).unwrap(), &wire);
+        prop_assert_eq!(serde_json::to_vec(&envelope).unwrap(), wire.as_bytes());
+        prop_assert_eq!(&serde_json::from_str::<Envelope<Rich>>(&wire).unwrap(), &envelope);
+        prop_assert_eq!(&Envelope::<Rich>::from_json_str(&wire).unwrap(), &envelope);
+        let value: Value = serde_json::from_str(&wire).unwrap();
+        prop_assert_eq!(&serde_json::to_value(&envelope).unwrap(), &value);
+        prop_assert_eq!(&Envelope::<Rich>::from_json_value(value.clone()).unwrap(), &envelope);
+        prop_assert_eq!(&serde_json::from_value::<Envelope<Rich>>(value).unwrap(), &envelope);
+    }
+
+    /// Envelopes from other producers (any UUID version, any offset) read the same
+    /// through serde as through `from_json`.
+    #[test]
+    fn serde_reads_foreign_envelopes_like_from_json(wire in wire_envelope()) {
+        let bytes = serde_json::to_vec(&wire).unwrap();
+        let expected = Envelope::<Rich>::from_json(&bytes).unwrap();
+        prop_assert_eq!(&serde_json::from_slice::<Envelope<Rich>>(&bytes).unwrap(), &expected);
+        prop_assert_eq!(&serde_json::from_value::<Envelope<Rich>>(wire.clone()).unwrap(), &expected);
+        prop_assert_eq!(&Envelope::<Rich>::from_json_value(wire.clone()).unwrap(), &expected);
+        let erased = AnyEnvelope::from_json_value(wire).unwrap();
+        prop_assert_eq!(erased.id(), expected.id());
+    }
+
+    /// Every corruption `from_json` rejects is rejected through serde and through the
+    /// text and value entry points too.
+    #[test]
+    fn serde_rejects_what_from_json_rejects(wire in wire_envelope(), corruption in corruption()) {
+        let bytes = corruption.apply(&wire);
+        let shown = String::from_utf8_lossy(&bytes).into_owned();
+        prop_assert!(serde_json::from_slice::<Envelope<Rich>>(&bytes).is_err(), "{:?} accepted: {}", corruption, shown);
+        if let Ok(text) = std::str::from_utf8(&bytes) {
+            prop_assert!(Envelope::<Rich>::from_json_str(text).is_err(), "{:?} accepted: {}", corruption, shown);
+        }
+        if let Ok(value) = serde_json::from_slice::<Value>(&bytes) {
+            prop_assert!(serde_json::from_value::<Envelope<Rich>>(value.clone()).is_err(), "{:?} accepted: {}", corruption, shown);
+            prop_assert!(Envelope::<Rich>::from_json_value(value).is_err(), "{:?} accepted: {}", corruption, shown);
+        }
+    }
+}
+
+/// A user's own serde type holding envelopes.
+#[derive(Serialize, Deserialize, Debug, PartialEq)]
+struct Mailbag {
+    note: String,
+    first: Envelope<Other>,
+    rest: Vec<Envelope<Other>>,
+}
+
+#[test]
+fn an_envelope_round_trips_inside_a_user_struct() {
+    let bag = Mailbag {
+        note: "two letters".into(),
+        first: Envelope::new(Other { text: "a".into() }),
+        rest: vec![Envelope::new(Other { text: "b".into() })],
+    };
+    let text = serde_json::to_string(&bag).unwrap();
+    let back: Mailbag = serde_json::from_str(&text).unwrap();
+    assert_eq!(back, bag);
+    let value = serde_json::to_value(&bag).unwrap();
+    assert_eq!(
+        value["first"],
+        serde_json::from_slice::<Value>(&bag.first.to_json().unwrap()).unwrap()
+    );
+}
+
+#[test]
+fn a_nested_envelope_is_read_strictly() {
+    let bag = Mailbag {
+        note: String::new(),
+        first: Envelope::new(Other { text: "a".into() }),
+        rest: vec![],
+    };
+    let good = serde_json::to_value(&bag).unwrap();
+    let read = |value: &Value| serde_json::from_value::<Mailbag>(value.clone());
+
+    let mut wire = good.clone();
+    wire["first"]["extra"] = json!(1);
+    let err = read(&wire).unwrap_err().to_string();
+    assert!(err.contains("unknown field `extra`"), "{err}");
+
+    let mut wire = good.clone();
+    wire["first"]["id"] = json!("67e5504410b1426f9247bb680e5fe0c8");
+    let err = read(&wire).unwrap_err().to_string();
+    assert!(err.contains("id: "), "{err}");
+
+    let mut wire = good.clone();
+    wire["first"]["timestamp"] = json!("2024-01-01 00:00:00");
+    let err = read(&wire).unwrap_err().to_string();
+    assert!(err.contains("timestamp"), "{err}");
+
+    let mut wire = good.clone();
+    wire["first"]["event_type"] = json!("RICH_PAYLOAD");
+    let err = read(&wire).unwrap_err().to_string();
+    assert!(err.contains("wrong event type"), "{err}");
+
+    let mut wire = good.clone();
+    wire["first"]["event_type"] = json!("TWO WORDS");
+    let err = read(&wire).unwrap_err().to_string();
+    assert!(err.contains("invalid event_type"), "{err}");
+
+    let mut wire = good.clone();
+    wire["first"]
+        .as_object_mut()
+        .unwrap()
+        .remove("causation_id");
+    let err = read(&wire).unwrap_err().to_string();
+    assert!(err.contains("causation_id"), "{err}");
+
+    let mut wire = good;
+    let v1 = "c232ab00-9414-11ec-b3c8-9f6bdeced846";
+    wire["first"]["id"] = json!(v1);
+    let back = read(&wire).unwrap();
+    assert_eq!(back.first.id().to_string(), v1);
+    assert_eq!(back.first.id().get_version_num(), 1);
+}
+
+// Equality and `Debug` of envelopes (issue 14: mutation testing found them unchecked).
+
+/// A wire envelope of `Other` with every metadata field set to something non-default.
+fn other_wire() -> Value {
+    json!({
+        "id": "0190f1b2-3c4d-7e5f-8a9b-0c1d2e3f4a5b",
+        "timestamp": "2024-05-06T07:08:09.123456789Z",
+        "event_type": "OTHER",
+        "payload": {"text": "x"},
+        "correlation_id": "67e55044-10b1-426f-9247-bb680e5fe0c8",
+        "causation_id": "c232ab00-9414-11ec-b3c8-9f6bdeced846",
+        "depth": 2,
+    })
+}
+
+#[test]
+fn envelopes_that_differ_in_any_one_field_are_unequal() {
+    let base = Envelope::<Other>::from_json_value(other_wire()).unwrap();
+    assert_eq!(
+        base,
+        Envelope::<Other>::from_json_value(other_wire()).unwrap()
+    );
+    let changes: [(&str, Value); 7] = [
+        ("id", json!("0190f1b2-3c4d-7e5f-8a9b-0c1d2e3f4a5c")),
+        ("timestamp", json!("2024-05-06T07:08:09.123456790Z")),
+        (
+            "correlation_id",
+            json!("67e55044-10b1-426f-9247-bb680e5fe0c9"),
+        ),
+        (
+            "causation_id",
+            json!("c232ab00-9414-11ec-b3c8-9f6bdeced847"),
+        ),
+        ("causation_id", Value::Null),
+        ("depth", json!(3)),
+        ("payload", json!({"text": "y"})),
+    ];
+    for (field, value) in changes {
+        let mut wire = other_wire();
+        wire[field] = value.clone();
+        let changed = Envelope::<Other>::from_json_value(wire).unwrap();
+        assert!(base != changed, "{field} = {value} compared equal");
+        assert!(changed != base, "{field} = {value} compared equal");
+        assert!(!base.eq(&changed), "{field} = {value} compared equal");
+    }
+}
+
+#[test]
+fn envelope_debug_shows_every_field() {
+    let envelope = Envelope::<Other>::from_json_value(other_wire()).unwrap();
+    let expected = format!(
+        "Envelope {{ id: {:?}, timestamp: {:?}, event_type: \"OTHER\", correlation_id: {:?}, \
+         causation_id: Some({:?}), depth: 2, payload: Other {{ text: \"x\" }} }}",
+        envelope.id(),
+        envelope.timestamp(),
+        envelope.correlation_id(),
+        envelope.causation_id().unwrap(),
+    );
+    assert_eq!(format!("{envelope:?}"), expected);
+    assert!(expected.contains("0190f1b2-3c4d-7e5f-8a9b-0c1d2e3f4a5b"));
+    assert!(expected.contains("c232ab00-9414-11ec-b3c8-9f6bdeced846"));
+
+    let root = Envelope::new(Other { text: "r".into() });
+    assert!(format!("{root:?}").contains("causation_id: None, depth: 0,"));
+}
+
+#[test]
+fn any_envelope_debug_shows_every_field_with_the_payload_as_json() {
+    let wire = other_wire();
+    let typed = Envelope::<Other>::from_json_value(wire.clone()).unwrap();
+    let expected = format!(
+        "AnyEnvelope {{ id: {:?}, timestamp: {:?}, event_type: \"OTHER\", correlation_id: {:?}, \
+         causation_id: Some({:?}), depth: 2, payload: \"{{\\\"text\\\":\\\"x\\\"}}\" }}",
+        typed.id(),
+        typed.timestamp(),
+        typed.correlation_id(),
+        typed.causation_id().unwrap(),
+    );
+    // The same text whether the payload is a typed value or JSON from the wire.
+    let from_typed = AnyEnvelope::from(typed);
+    let from_wire = AnyEnvelope::from_json_value(wire).unwrap();
+    assert_eq!(format!("{from_typed:?}"), expected);
+    assert_eq!(format!("{from_wire:?}"), expected);
+}
+
+/// An event whose payload cannot be written as JSON (a map with non-string keys).
+#[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
+struct Unwritable {
+    map: std::collections::HashMap<(u8, u8), u8>,
+}
+
+#[test]
+fn any_envelope_debug_says_when_the_payload_cannot_be_written() {
+    let envelope = AnyEnvelope::from(Envelope::new(Unwritable {
+        map: [((1, 2), 3)].into_iter().collect(),
+    }));
+    let text = format!("{envelope:?}");
+    assert!(
+        text.contains("event_type: \"Unwritable\"")
+            && text.contains("payload: \"<unserializable: event payload cannot be encoded as JSON"),
+        "{text}"
+    );
+    assert!(envelope.to_json().is_err());
+}

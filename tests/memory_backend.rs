@@ -206,3 +206,31 @@ fn close_wakes_a_waiting_pull() {
         assert!(matches!(result, Ok(Err(BackendError::Closed))));
     });
 }
+
+#[test]
+fn is_empty_follows_the_queue() {
+    runtime().block_on(async {
+        let backend = InMemoryBackend::new();
+        assert!(backend.is_empty());
+        backend
+            .enqueue(vec![Envelope::new(A(1)).into(), Envelope::new(A(2)).into()])
+            .await
+            .unwrap();
+        assert!(!backend.is_empty());
+        let first = backend.pull(1, Duration::ZERO).await.unwrap();
+        assert!(!backend.is_empty(), "one event is still waiting");
+        let second = backend.pull(1, Duration::ZERO).await.unwrap();
+        assert!(backend.is_empty());
+        backend.release(first.into_vec()).await.unwrap();
+        assert!(!backend.is_empty());
+        backend.pull(1, Duration::ZERO).await.unwrap();
+        assert!(backend.is_empty());
+        let completion = Completion {
+            emitted: vec![Envelope::new(A(3)).into()].into(),
+            ..Completion::default()
+        };
+        backend.complete((), completion).await.unwrap();
+        assert!(!backend.is_empty());
+        drop(second);
+    });
+}

@@ -54,7 +54,7 @@ async fn run_until_idle_with_concurrency_does_not_wait_for_a_blocking_read() {
         .unwrap();
     assert_eq!(report.steps, 80);
     assert_eq!(
-        (report.handled, report.emitted, report.unrouted),
+        (report.succeeded, report.emitted, report.unrouted),
         (40, 40, 40)
     );
 }

@@ -123,7 +123,7 @@ async fn poison_entries_are_dead_lettered_and_the_worker_keeps_going() {
     let report = spine.run_until_idle().await.unwrap();
     // The spine sees the three good events, the one with a wrong payload (dead-lettered
     // by the spine) and the one nobody listens to; the backend dead-letters the rest.
-    assert_eq!(report.handled, 3, "{report:?}");
+    assert_eq!(report.succeeded, 3, "{report:?}");
     assert_eq!(report.unrouted, 1, "{report:?}");
     assert_eq!(report.dead_lettered, 1, "{report:?}");
 

@@ -78,7 +78,7 @@ fn retry_runs_the_organ_again_until_it_succeeds() {
         (
             report.retried,
             report.failed,
-            report.handled,
+            report.succeeded,
             report.emitted
         ),
         (2, 0, 1, 1)
@@ -137,7 +137,7 @@ fn the_dead_letter_policy_moves_the_event_at_once() {
         spine.run_until_idle().await.unwrap()
     });
     assert_eq!(
-        (report.failed, report.dead_lettered, report.handled),
+        (report.failed, report.dead_lettered, report.succeeded),
         (1, 1, 1)
     );
     let dead = spine.backend().take_dead_letters();
@@ -170,7 +170,7 @@ fn a_handler_past_its_timeout_fails_without_stopping_the_spine() {
         spine.emit(A(1)).await.unwrap();
         spine.run_until_idle().await.unwrap()
     });
-    assert_eq!((report.failed, report.handled, report.emitted), (1, 1, 1));
+    assert_eq!((report.failed, report.succeeded, report.emitted), (1, 1, 1));
     assert_eq!(*kinds.lock().unwrap(), [(FailureKind::Timeout, "sleepy")]);
 }
 
@@ -223,7 +223,7 @@ fn the_depth_limit_dead_letters_a_probable_loop_and_the_run_goes_on() {
     });
     // Depths 0..=5 are handled; the event at depth 6 is dead-lettered.
     assert_eq!(
-        (report.steps, report.handled, report.dead_lettered),
+        (report.steps, report.succeeded, report.dead_lettered),
         (7, 6, 1)
     );
     let dead = spine.backend().dead_letters();
@@ -277,7 +277,7 @@ fn concurrency_lets_several_events_be_in_flight() {
             .unwrap();
         spine.run_until_idle().await.unwrap()
     });
-    assert_eq!(report.handled, 12);
+    assert_eq!(report.succeeded, 12);
     assert_eq!(overlap.max.load(Ordering::SeqCst), 4);
 }
 
@@ -346,7 +346,7 @@ fn run_serves_until_stopped_then_drains_and_is_not_bounded_by_the_default_max_st
     });
     let report = report.unwrap();
     assert_eq!(report.steps, 20_100);
-    assert_eq!((report.handled, report.emitted), (20_100, 10_050));
+    assert_eq!((report.succeeded, report.emitted), (20_100, 10_050));
 }
 
 #[test]
@@ -375,7 +375,7 @@ fn stopping_gives_unstarted_events_back_and_finishes_those_in_flight() {
         handled > 0 && handled < 40,
         "stopped midway, handled {handled}"
     );
-    assert_eq!(report.handled as usize, handled);
+    assert_eq!(report.succeeded, handled);
     assert_eq!(
         overlap.now.load(Ordering::SeqCst),
         0,
@@ -388,7 +388,7 @@ fn stopping_gives_unstarted_events_back_and_finishes_those_in_flight() {
     );
     // They are handled by the next run, in order.
     let rest = runtime().block_on(spine.run_until_idle()).unwrap();
-    assert_eq!(rest.handled as usize, 40 - handled);
+    assert_eq!(rest.succeeded, 40 - handled);
 }
 
 #[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
@@ -464,7 +464,7 @@ fn json_from_other_producers_is_decoded_once_and_bad_payloads_are_dead_lettered(
         spine.run_until_idle().await.unwrap()
     });
     assert_eq!(
-        (report.dead_lettered, report.handled, report.emitted),
+        (report.dead_lettered, report.succeeded, report.emitted),
         (1, 2, 2)
     );
     let dead = spine.backend().dead_letters();

@@ -86,7 +86,7 @@ impl Chain {
 async fn chain(n: u64, baseline_per_sec: f64) -> Timed {
     let spine = Spine::builder()
         .organ(Chain { until: n })
-        .max_steps(n)
+        .max_steps(n as usize)
         .depth_limit(None) // the chain is one causal chain of n hops, on purpose
         .build()
         .expect("valid spine");
@@ -94,9 +94,13 @@ async fn chain(n: u64, baseline_per_sec: f64) -> Timed {
     spine.emit(Tick { n: 0 }).await.expect("emit");
     let report = spine.run_until_idle().await.expect("run");
     let elapsed = start.elapsed();
-    assert_eq!(report.steps, n, "every tick taken once");
-    assert_eq!(report.handled, n, "every tick handled once");
-    assert_eq!(report.emitted, n - 1, "every tick but the last re-emitted");
+    assert_eq!(report.steps as u64, n, "every tick taken once");
+    assert_eq!(report.succeeded as u64, n, "every tick handled once");
+    assert_eq!(
+        report.emitted as u64,
+        n - 1,
+        "every tick but the last re-emitted"
+    );
     assert_eq!(report.failed, 0);
     memory_timed(n, elapsed, baseline_per_sec)
 }
@@ -205,7 +209,7 @@ async fn pipeline(n: u64, baseline_per_sec: f64) -> Timed {
         .organ(price)
         .organ(bill)
         .organ(record.clone())
-        .max_steps(4 * n)
+        .max_steps((4 * n) as usize)
         .build()
         .expect("valid spine");
     spine.emit_all((0..n).map(order)).await.expect("pre-load");
@@ -216,8 +220,8 @@ async fn pipeline(n: u64, baseline_per_sec: f64) -> Timed {
         .map(order)
         .map(|o| u64::from(o.quantity) * o.unit_cents)
         .sum();
-    assert_eq!(report.steps, 4 * n);
-    assert_eq!(report.handled, 4 * n);
+    assert_eq!(report.steps as u64, 4 * n);
+    assert_eq!(report.succeeded as u64, 4 * n);
     assert_eq!(report.failed, 0);
     assert_eq!(record.orders.load(Ordering::Relaxed), n);
     assert_eq!(record.revenue.load(Ordering::Relaxed), expected_revenue);
@@ -247,7 +251,7 @@ impl Watcher {
 
 async fn fanout(n: u64, baseline_per_sec: f64) -> Timed {
     let watchers: Vec<Watcher> = (0..FANOUT_ORGANS).map(|_| Watcher::default()).collect();
-    let mut builder = Spine::builder().max_steps(n);
+    let mut builder = Spine::builder().max_steps(n as usize);
     for watcher in &watchers {
         builder = builder.organ(watcher.clone());
     }
@@ -259,8 +263,8 @@ async fn fanout(n: u64, baseline_per_sec: f64) -> Timed {
     let start = Instant::now();
     let report = spine.run_until_idle().await.expect("run");
     let elapsed = start.elapsed();
-    assert_eq!(report.steps, n);
-    assert_eq!(report.handled, n * FANOUT_ORGANS as u64);
+    assert_eq!(report.steps as u64, n);
+    assert_eq!(report.succeeded as u64, n * FANOUT_ORGANS as u64);
     assert_eq!(report.failed, 0);
     let expected = n * (n - 1) / 2;
     for watcher in &watchers {

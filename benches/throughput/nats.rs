@@ -165,7 +165,7 @@ async fn chain(url: &str, stream: &str, n: u64, baseline_per_sec: f64) -> Timed 
             handled_at: Arc::clone(&handled_at),
         })
         .backend(backend(url, stream, "chain").await)
-        .max_steps(n)
+        .max_steps(n as usize)
         .depth_limit(None)
         .build()
         .expect("valid spine");
@@ -173,7 +173,10 @@ async fn chain(url: &str, stream: &str, n: u64, baseline_per_sec: f64) -> Timed 
     spine.emit(Tick { n: 0 }).await.expect("emit");
     let report = spine.run_until_idle().await.expect("run");
     let elapsed = start.elapsed();
-    assert_eq!((report.steps, report.handled, report.failed), (n, n, 0));
+    assert_eq!(
+        (report.steps as u64, report.succeeded as u64, report.failed),
+        (n, n, 0)
+    );
 
     let times = handled_at.lock().expect("not poisoned");
     let mut hops: Vec<Duration> = times.windows(2).map(|w| w[1] - w[0]).collect();
@@ -238,7 +241,7 @@ async fn pipeline(url: &str, stream: &str, n: u64, workers: u32, baseline_per_se
     for run in running {
         let report = run.await.expect("worker task").expect("worker run");
         assert_eq!(report.failed, 0);
-        steps += report.steps;
+        steps += report.steps as u64;
     }
     assert_eq!(
         steps,
@@ -292,8 +295,8 @@ async fn fanout(url: &str, stream: &str, n: u64, baseline_per_sec: f64) -> Timed
     let elapsed = start.elapsed();
     spine.stop_handle().stop();
     let report = running.await.expect("worker task").expect("run");
-    assert_eq!((report.steps, report.failed), (n, 0));
-    assert_eq!(report.handled, n * FANOUT_ORGANS as u64);
+    assert_eq!((report.steps as u64, report.failed), (n, 0));
+    assert_eq!(report.succeeded as u64, n * FANOUT_ORGANS as u64);
     for watcher in &watchers {
         assert_eq!(watcher.sum.load(Ordering::Relaxed), expected);
     }

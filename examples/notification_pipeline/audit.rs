@@ -36,6 +36,16 @@ impl Audit {
         self.get(E::NAME, Some(channel))
     }
 
+    /// Events of every type seen so far.
+    pub fn total(&self) -> u64 {
+        let counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
+        counts
+            .iter()
+            .filter(|((_, channel), _)| channel.is_none())
+            .map(|(_, count)| count)
+            .sum()
+    }
+
     fn get(&self, event_type: &'static str, channel: Option<Channel>) -> u64 {
         let counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
         counts.get(&(event_type, channel)).copied().unwrap_or(0)

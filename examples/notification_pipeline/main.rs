@@ -22,6 +22,7 @@
 //! audit sees one outcome per message and channel.
 //!
 //! ```text
+//! cargo run --example notification_pipeline -- --help                # every option
 //! cargo run --example notification_pipeline                         # 20 generated
 //! cargo run --example notification_pipeline -- --count 500 --seed 7 --json
 //! cargo run --example notification_pipeline -- --file requests.json  # or .csv
@@ -31,130 +32,112 @@
 //! With `--redis URL` the same flow runs on a Redis stream (a fresh stream
 //! `notification_pipeline:<uuid>` per run unless `--stream NAME` is given, so a rerun
 //! never sees the events of an earlier one); dead letters then go to its `:dlq` stream.
+//! Both are deleted at the end unless `--keep`. A file is read while the spine runs,
+//! into a bounded queue, so its length does not decide the memory used.
 
 mod audit;
 #[path = "../support/cli.rs"]
 mod cli;
-#[path = "../support/csv.rs"]
-mod csv;
 mod events;
+#[path = "../support/feed.rs"]
+mod feed;
 #[path = "../support/file_input.rs"]
 mod file_input;
 mod input;
 #[path = "../support/logs.rs"]
 mod logs;
 mod organs;
+#[path = "../support/progress.rs"]
+mod progress;
 #[path = "../support/redis_backend.rs"]
 mod redis_backend;
 #[path = "../support/rng.rs"]
 mod rng;
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use clap::{value_parser, Parser};
 use necrostack::{Backend, Failure, FailurePolicy, InMemoryBackend, RetryPolicy, Spine, Uuid};
 use serde_json::json;
 
 use audit::*;
 use events::*;
+use file_input::{Feed, InputError, Source};
 use organs::{EmailSender, FailureModel, PushSender, SmsSender};
+use progress::Progress;
+use redis_backend::RedisArgs;
 
 /// Tries per send before the message is dead-lettered.
 const SEND_TRIES: u32 = 4;
+/// The most requests `--count` generates.
+const MAX_COUNT: u64 = 10_000_000;
+/// The longest simulated provider latency, in milliseconds.
+const MAX_LATENCY_MS: u64 = 60_000;
+/// Events queued in memory ahead of the spine; the reader waits when it is full.
+const QUEUE: usize = 4096;
 
-const USAGE: &str = "usage: notification_pipeline [--file PATH | --count N] [--seed S] [--json]
-                             [--failure-rate F] [--permanent-rate F] [--latency-ms MS]
-                             [--redis URL [--stream NAME]]";
-
-/// The command line.
+/// A notification pipeline: requests are validated, routed to one queue per channel, sent
+/// by three senders that sometimes fail (retried, then dead-lettered), and audited.
+#[derive(Debug, Parser)]
+#[command(name = "notification_pipeline", version)]
 struct Args {
-    file: Option<String>,
+    /// Read requests from PATH: JSON {"notifications": [...]} or CSV with at least the
+    /// columns id,recipient,channels,template [default: --count generated requests]
+    #[arg(long, value_name = "PATH")]
+    file: Option<PathBuf>,
+    /// How many requests to generate, 0..=10000000
+    #[arg(long, value_name = "N", default_value_t = 20, conflicts_with = "file",
+          value_parser = value_parser!(u64).range(0..=MAX_COUNT))]
     count: u64,
+    /// Seed of the generated requests and of the senders' failures, 0..=18446744073709551615
+    #[arg(long, value_name = "S", default_value_t = 42)]
     seed: u64,
+    /// Print one JSON object with the counts instead of the table
+    #[arg(long)]
     json: bool,
+    /// Fraction of send tries that fail transiently (and are retried), 0..=1
+    #[arg(long = "failure-rate", value_name = "F", default_value_t = 0.2, value_parser = cli::rate)]
     transient_rate: f64,
+    /// Fraction of messages whose address bounces (dead-lettered at once), 0..=1
+    #[arg(long = "permanent-rate", value_name = "F", default_value_t = 0.05, value_parser = cli::rate)]
     permanent_rate: f64,
-    latency: Duration,
-    redis: Option<String>,
-    stream: Option<String>,
+    /// Simulated email and push provider latency in ms, 0..=60000 (0: no wait)
+    #[arg(long, value_name = "MS", default_value_t = 2,
+          value_parser = value_parser!(u64).range(0..=MAX_LATENCY_MS))]
+    latency_ms: u64,
+    /// Show no progress bar (it shows on a terminal when a run takes over 2 s)
+    #[arg(long, short)]
+    quiet: bool,
+    #[command(flatten)]
+    redis: RedisArgs,
 }
 
-fn parse_args() -> Result<Args, String> {
-    let mut args = Args {
-        file: None,
-        count: 20,
-        seed: 42,
-        json: false,
-        transient_rate: 0.2,
-        permanent_rate: 0.05,
-        latency: Duration::from_millis(2),
-        redis: None,
-        stream: None,
-    };
-    let mut count_given = false;
-    let mut it = std::env::args().skip(1);
-    while let Some(arg) = it.next() {
-        let mut value = |name: &str| it.next().ok_or(format!("{name} needs a value\n{USAGE}"));
-        match arg.as_str() {
-            "--file" => args.file = Some(value("--file")?),
-            "--count" => {
-                args.count = cli::number(&value("--count")?, "--count")?;
-                count_given = true;
-            }
-            "--seed" => args.seed = cli::number(&value("--seed")?, "--seed")?,
-            "--json" => args.json = true,
-            "--redis" => args.redis = Some(value("--redis")?),
-            "--stream" => args.stream = Some(value("--stream")?),
-            "--failure-rate" => args.transient_rate = rate(&value("--failure-rate")?)?,
-            "--permanent-rate" => args.permanent_rate = rate(&value("--permanent-rate")?)?,
-            "--latency-ms" => {
-                args.latency =
-                    Duration::from_millis(cli::number(&value("--latency-ms")?, "--latency-ms")?)
-            }
-            "-h" | "--help" => return Err(USAGE.to_owned()),
-            other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
-        }
-    }
-    if count_given && args.file.is_some() {
-        return Err(format!("--file and --count exclude each other\n{USAGE}"));
-    }
-    Ok(args)
-}
-
-fn rate(text: &str) -> Result<f64, String> {
-    match text.parse::<f64>() {
-        Ok(r) if (0.0..=1.0).contains(&r) => Ok(r),
-        _ => Err(format!("a rate must be a number in [0, 1], not {text:?}")),
-    }
+/// A run that failed: the input (exit 2) or the spine (exit 1).
+#[derive(Debug, thiserror::Error)]
+enum RunError {
+    #[error(transparent)]
+    Input(#[from] InputError),
+    #[error(transparent)]
+    Spine(#[from] necrostack::Error),
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     logs::init();
-    let args = match parse_args() {
-        Ok(args) => args,
-        Err(message) => {
-            eprintln!("notification_pipeline: {message}");
-            return ExitCode::from(2);
-        }
-    };
-    let requests = match &args.file {
-        Some(path) => match input::read_file(path) {
-            Ok(requests) => requests,
-            Err(error) => {
-                eprintln!("notification_pipeline: {error}");
-                return ExitCode::from(2);
-            }
-        },
-        None => input::generate(args.count, args.seed),
-    };
-    match run(&args, requests).await {
+    let args = Args::parse();
+    match run(&args).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("notification_pipeline: {error}");
-            ExitCode::FAILURE
+            match error {
+                RunError::Input(_) => ExitCode::from(2),
+                RunError::Spine(_) => ExitCode::FAILURE,
+            }
         }
     }
 }
@@ -164,53 +147,93 @@ struct Summary {
     audit: Arc<Audit>,
     transient: u64,
     permanent: u64,
-    retries: u64,
-    dead_letters: u64,
+    retries: usize,
+    dead_letters: usize,
 }
 
 /// Runs the flow in memory, or on Redis with `--redis`.
-async fn run(args: &Args, requests: Vec<NotificationRequested>) -> Result<(), necrostack::Error> {
-    match &args.redis {
-        None => run_on(InMemoryBackend::new(), args, requests).await,
+async fn run(args: &Args) -> Result<(), RunError> {
+    match &args.redis.redis {
+        None => run_on(InMemoryBackend::bounded(QUEUE), args).await,
         Some(url) => {
             let backend =
-                redis_backend::connect("notification_pipeline", url, args.stream.as_deref())
+                redis_backend::connect("notification_pipeline", url, args.redis.stream.as_deref())
                     .await?;
-            run_on(backend, args, requests).await
+            let result = run_on(backend.clone(), args).await;
+            redis_backend::clean_up(&backend, &args.redis).await;
+            result
         }
     }
 }
 
+/// Request ids by the id of their root event, to name the request of a dead letter.
+type Ids = Arc<Mutex<HashMap<Uuid, String>>>;
+
+/// Submits the requests while the spine runs: read from the feed, else `count`
+/// generated from `seed`.
+async fn submit<B: Backend>(
+    spine: Spine<B>,
+    feed: Option<Feed>,
+    (count, seed): (u64, u64),
+    ids: Ids,
+    progress: Arc<Progress>,
+    audit: Arc<Audit>,
+) -> Result<(), RunError> {
+    let emit = |request: NotificationRequested| {
+        let (spine, ids) = (spine.clone(), Arc::clone(&ids));
+        async move {
+            let id = request.id.clone();
+            let root = spine.emit(request).await?;
+            ids.lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(root, id);
+            Ok::<(), RunError>(())
+        }
+    };
+    let Some(mut feed) = feed else {
+        for request in input::generate(count, seed) {
+            progress.set(request.seq, || format!("{} events handled", audit.total()));
+            emit(request).await?;
+        }
+        return Ok(());
+    };
+    let mut seq = 0;
+    while let Some(entry) = feed.entries.recv().await {
+        seq += 1;
+        let read = feed.bytes_read.load(Ordering::Relaxed);
+        progress.set(read, || {
+            format!("{seq} requests, {} events handled", audit.total())
+        });
+        emit(input::request(seq, &entry?.fields)).await?;
+    }
+    Ok(())
+}
+
 /// The flow on `backend`; the summary comes from the audit's counts.
-async fn run_on<B: Backend>(
-    backend: B,
-    args: &Args,
-    requests: Vec<NotificationRequested>,
-) -> Result<(), necrostack::Error> {
+async fn run_on<B: Backend>(backend: B, args: &Args) -> Result<(), RunError> {
     let model = Arc::new(FailureModel::new(
         args.seed,
         args.transient_rate,
         args.permanent_rate,
     ));
+    let latency = Duration::from_millis(args.latency_ms);
     let audit = Arc::new(Audit::default());
     let failures: Arc<Mutex<Vec<Failure>>> = Arc::default();
     let failed_sends = Arc::clone(&failures);
-    // Per request at most: request, verdict, 3 queued, 3 outcomes.
-    let max_steps = 8 * requests.len() as u64 + 100;
     let spine = Spine::builder()
         .backend(backend)
         .organ(organs::validate_request)
         .organ(organs::route)
         .organ(EmailSender {
             failures: Arc::clone(&model),
-            latency: args.latency,
+            latency,
         })
         .organ(SmsSender {
             failures: Arc::clone(&model),
         })
         .organ(PushSender {
             failures: Arc::clone(&model),
-            latency: args.latency,
+            latency,
         })
         .organ(AuditRequested(Arc::clone(&audit)))
         .organ(AuditValidated(Arc::clone(&audit)))
@@ -222,7 +245,8 @@ async fn run_on<B: Backend>(
         .organ(AuditFailed(Arc::clone(&audit)))
         // Senders wait on (simulated) providers: let several messages be in flight.
         .concurrency(8)
-        .max_steps(max_steps)
+        // The input's length is not known up front; the depth limit still stops loops.
+        .max_steps(usize::MAX)
         .failure_policy(FailurePolicy::Retry(
             RetryPolicy::new(SEND_TRIES)
                 .backoff(Duration::from_millis(5), Duration::from_millis(40)),
@@ -236,12 +260,26 @@ async fn run_on<B: Backend>(
         .build()?;
 
     // Each request is a root event: its id is the correlation id of everything it causes.
-    let mut ids: HashMap<Uuid, String> = HashMap::new();
-    for request in requests {
-        let id = request.id.clone();
-        ids.insert(spine.emit(request).await?, id);
-    }
-    let sending = spine.run_until_idle().await?;
+    let ids: Ids = Arc::default();
+    let feed = (args.file.as_ref())
+        .map(|path| file_input::spawn(Source::File(path.clone()), input::SHAPE));
+    let (total, unit) = match &feed {
+        Some(feed) => (feed.size, "bytes"),
+        None => (Some(args.count), "requests"),
+    };
+    let progress = Arc::new(Progress::new(args.quiet, total, unit));
+    let submitting = submit(
+        spine.clone(),
+        feed,
+        (args.count, args.seed),
+        Arc::clone(&ids),
+        Arc::clone(&progress),
+        Arc::clone(&audit),
+    );
+    let (sending, submitted) = feed::run_while_producing(&spine, submitting).await?;
+    progress.finish();
+    submitted?;
+    let ids = std::mem::take(&mut *ids.lock().unwrap_or_else(PoisonError::into_inner));
 
     // Reconcile: every send the spine dead-lettered becomes NOTIFICATION_FAILED.
     let dead: Vec<Failure> =
@@ -272,8 +310,8 @@ async fn run_on<B: Backend>(
 
     let summary = Summary {
         audit,
-        transient: model.transient.load(std::sync::atomic::Ordering::Relaxed),
-        permanent: model.permanent.load(std::sync::atomic::Ordering::Relaxed),
+        transient: model.transient.load(Ordering::Relaxed),
+        permanent: model.permanent.load(Ordering::Relaxed),
         retries: sending.retried + reconciling.retried,
         dead_letters: sending.dead_lettered + reconciling.dead_lettered,
     };

@@ -1,8 +1,10 @@
-//! Option values on the command line, shared by the examples with several numeric options
-//! (each includes this file with `#[path = "../support/cli.rs"] mod cli;`).
+//! Command-line value parsers shared by the examples (each includes this file with
+//! `#[path = "../support/cli.rs"] mod cli;`); clap calls them and reports their errors.
 
-/// `text`, the value given to option `name`, as a whole number; the error names both.
-pub fn number(text: &str, name: &str) -> Result<u64, String> {
-    text.parse()
-        .map_err(|_| format!("{name} needs a whole number, not {text:?}"))
+/// A rate: a number in `[0, 1]`.
+pub fn rate(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(rate) if (0.0..=1.0).contains(&rate) => Ok(rate),
+        _ => Err(format!("a rate is a number in [0, 1], not {text:?}")),
+    }
 }

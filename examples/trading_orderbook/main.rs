@@ -11,6 +11,7 @@
 //! ```
 //!
 //! ```text
+//! cargo run --example trading_orderbook -- --help                    # every option
 //! cargo run --example trading_orderbook                              # built-in sample
 //! cargo run --example trading_orderbook -- --file orders.json        # or orders.csv
 //! cargo run --example trading_orderbook -- --stress --orders 5000 --seed 7
@@ -21,6 +22,11 @@
 //! With `--redis URL` the same flow runs on a Redis stream (a fresh stream
 //! `trading_orderbook:<uuid>` per run unless `--stream NAME` is given, so a rerun never
 //! sees the events of an earlier one); every event then travels as JSON through Redis.
+//! The fresh stream and its dead-letter stream are deleted at the end unless `--keep`.
+//!
+//! Orders are read and submitted while the spine runs, into a bounded queue: a file of
+//! any length is handled in constant memory (the readable report keeps the first 1 000
+//! lines of each section; `--json` lists every trade, so it holds them all).
 //!
 //! Orders are handled in submission order: the spine runs with concurrency 1, so its
 //! queue is strictly FIFO and the validated orders reach the engine in the order the
@@ -30,168 +36,209 @@
 mod book;
 #[path = "../support/cli.rs"]
 mod cli;
-#[path = "../support/csv.rs"]
-mod csv;
 mod events;
+#[path = "../support/feed.rs"]
+mod feed;
 #[path = "../support/file_input.rs"]
 mod file_input;
 mod input;
 #[path = "../support/logs.rs"]
 mod logs;
 mod organs;
+#[path = "../support/progress.rs"]
+mod progress;
 #[path = "../support/redis_backend.rs"]
 mod redis_backend;
 mod report;
 #[path = "../support/rng.rs"]
 mod rng;
 
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use clap::{value_parser, Parser};
 use necrostack::{Backend, FailurePolicy, InMemoryBackend, RetryPolicy, Spine};
 
 use events::*;
+use file_input::{Feed, InputError, Source};
 use organs::{Audit, AuditTrail, Market, MatchingEngine, RiskManager, Settlement};
-
-/// The order file used when neither `--file` nor `--stress` is given.
-const SAMPLE: &str = include_str!("../data/orderbook_sample.json");
+use progress::Progress;
+use redis_backend::RedisArgs;
 
 /// Tries per failing handling (only Settlement fails) before the event is dead-lettered.
 const SETTLEMENT_TRIES: u32 = 5;
+/// The most orders `--stress` generates.
+const MAX_ORDERS: u64 = 100_000_000;
+/// The longest simulated settlement latency, in milliseconds.
+const MAX_LATENCY_MS: u64 = 60_000;
+/// The highest `--risk-limit`.
+const MAX_RISK_LIMIT: u64 = 1_000_000_000;
+/// Events queued in memory ahead of the spine; the reader waits when it is full.
+const QUEUE: usize = 4096;
+/// Orders submitted per call to the backend.
+const BATCH: usize = 64;
+/// Lines per report section a file run keeps (a stress run shows 10).
+const KEEP_LINES: u64 = 1000;
 
-const USAGE: &str = "usage: trading_orderbook [--file PATH | --stress [--orders N]] [--seed S]
-                         [--json] [--settlement-failure-rate F] [--latency-ms MS]
-                         [--risk-limit SHARES] [--redis URL [--stream NAME]]";
-
-/// The command line.
+/// A trading order book: orders are validated, matched with price-time priority, the
+/// trades settled and risk-checked, and every event audited.
+#[derive(Debug, Parser)]
+#[command(name = "trading_orderbook", version)]
 struct Args {
-    file: Option<String>,
+    /// Read orders from PATH: JSON {"orders": [...]} or CSV with the header
+    /// trader_id,symbol,side,order_type,quantity,price [default: a built-in sample]
+    #[arg(long, value_name = "PATH", conflicts_with = "stress")]
+    file: Option<PathBuf>,
+    /// Generate orders (see --orders) instead of reading them
+    #[arg(long)]
     stress: bool,
+    /// How many orders --stress generates, 1..=100000000
+    #[arg(long, value_name = "N", default_value_t = 1000, requires = "stress",
+          value_parser = value_parser!(u64).range(1..=MAX_ORDERS))]
     orders: u64,
+    /// Seed of the generated orders and of settlement failures, 0..=18446744073709551615
+    #[arg(long, value_name = "S", default_value_t = 42)]
     seed: u64,
+    /// Print one JSON object (trades, rejected count, books) instead of the report
+    #[arg(long)]
     json: bool,
-    failure_rate: f64,
-    latency: Duration,
+    /// Fraction of settlement attempts that fail and are retried, 0..=1
+    #[arg(long, value_name = "F", default_value_t = 0.1, value_parser = cli::rate)]
+    settlement_failure_rate: f64,
+    /// Simulated clearing-house latency per settlement in ms, 0..=60000 (0: no wait)
+    #[arg(long, value_name = "MS", default_value_t = 1,
+          value_parser = value_parser!(u64).range(0..=MAX_LATENCY_MS))]
+    latency_ms: u64,
+    /// Alert when a trader's position in a symbol moves past SHARES, 0..=1000000000
+    #[arg(long, value_name = "SHARES", default_value_t = 1000,
+          value_parser = value_parser!(u64).range(0..=MAX_RISK_LIMIT))]
     risk_limit: u64,
-    redis: Option<String>,
-    stream: Option<String>,
+    /// Show no progress bar (it shows on a terminal when a run takes over 2 s)
+    #[arg(long, short)]
+    quiet: bool,
+    #[command(flatten)]
+    redis: RedisArgs,
 }
 
-fn parse_args() -> Result<Args, String> {
-    let mut args = Args {
-        file: None,
-        stress: false,
-        orders: 1000,
-        seed: 42,
-        json: false,
-        failure_rate: 0.1,
-        latency: Duration::from_millis(1),
-        risk_limit: 1000,
-        redis: None,
-        stream: None,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(arg) = it.next() {
-        let mut value = |name: &str| it.next().ok_or(format!("{name} needs a value\n{USAGE}"));
-        match arg.as_str() {
-            "--file" => args.file = Some(value("--file")?),
-            "--stress" => args.stress = true,
-            "--orders" => args.orders = cli::number(&value("--orders")?, "--orders")?,
-            "--seed" => args.seed = cli::number(&value("--seed")?, "--seed")?,
-            "--json" => args.json = true,
-            "--settlement-failure-rate" => {
-                let rate = value("--settlement-failure-rate")?;
-                args.failure_rate = match rate.parse::<f64>() {
-                    Ok(r) if (0.0..=1.0).contains(&r) => r,
-                    _ => {
-                        return Err(format!(
-                            "--settlement-failure-rate must be in [0, 1], not {rate:?}"
-                        ))
-                    }
-                };
-            }
-            "--latency-ms" => {
-                args.latency =
-                    Duration::from_millis(cli::number(&value("--latency-ms")?, "--latency-ms")?)
-            }
-            "--redis" => args.redis = Some(value("--redis")?),
-            "--stream" => args.stream = Some(value("--stream")?),
-            "--risk-limit" => {
-                args.risk_limit = cli::number(&value("--risk-limit")?, "--risk-limit")?
-            }
-            "-h" | "--help" => return Err(USAGE.to_owned()),
-            other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
-        }
-    }
-    if args.stress && args.file.is_some() {
-        return Err(format!("--file and --stress exclude each other\n{USAGE}"));
-    }
-    Ok(args)
-}
-
-/// The orders to submit, from the file, the generator or the built-in sample.
-fn orders(args: &Args) -> Result<Vec<OrderSubmitted>, String> {
-    if args.stress {
-        return Ok(input::generate(args.orders, args.seed));
-    }
-    match &args.file {
-        Some(path) => input::read_file(path).map_err(|e| e.to_string()),
-        None => input::parse("built-in sample", SAMPLE).map_err(|e| e.to_string()),
-    }
+/// A run that failed: the input (exit 2) or the spine (exit 1).
+#[derive(Debug, thiserror::Error)]
+enum RunError {
+    #[error(transparent)]
+    Input(#[from] InputError),
+    #[error(transparent)]
+    Spine(#[from] necrostack::Error),
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     logs::init();
-    let args = match parse_args() {
-        Ok(args) => args,
-        Err(message) => {
-            eprintln!("trading_orderbook: {message}");
-            return ExitCode::from(2);
-        }
-    };
-    let orders = match orders(&args) {
-        Ok(orders) => orders,
-        Err(message) => {
-            eprintln!("trading_orderbook: {message}");
-            return ExitCode::from(2);
-        }
-    };
-    match run(&args, orders).await {
+    let args = Args::parse();
+    match run(&args).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("trading_orderbook: {error}");
-            ExitCode::FAILURE
+            match error {
+                RunError::Input(_) => ExitCode::from(2),
+                RunError::Spine(_) => ExitCode::FAILURE,
+            }
         }
     }
 }
 
 /// Runs the flow in memory, or on Redis with `--redis`.
-async fn run(args: &Args, orders: Vec<OrderSubmitted>) -> Result<(), necrostack::Error> {
-    match &args.redis {
-        None => run_on(InMemoryBackend::new(), args, orders).await,
+async fn run(args: &Args) -> Result<(), RunError> {
+    match &args.redis.redis {
+        None => run_on(InMemoryBackend::bounded(QUEUE), args).await,
         Some(url) => {
             let backend =
-                redis_backend::connect("trading_orderbook", url, args.stream.as_deref()).await?;
-            run_on(backend, args, orders).await
+                redis_backend::connect("trading_orderbook", url, args.redis.stream.as_deref())
+                    .await?;
+            let result = run_on(backend.clone(), args).await;
+            redis_backend::clean_up(&backend, &args.redis).await;
+            result
         }
     }
 }
 
+/// Where the orders come from.
+enum Orders {
+    Generated { count: u64, seed: u64 },
+    Read(Feed),
+}
+
+fn orders(args: &Args) -> Orders {
+    if args.stress {
+        return Orders::Generated {
+            count: args.orders,
+            seed: args.seed,
+        };
+    }
+    let source = match &args.file {
+        Some(path) => Source::File(path.clone()),
+        None => Source::BuiltIn {
+            name: "built-in sample.json",
+            text: include_str!("../data/orderbook_sample.json"),
+        },
+    };
+    Orders::Read(file_input::spawn(source, input::SHAPE))
+}
+
+/// Submits the orders in batches while the spine runs, moving the progress bar.
+async fn submit<B: Backend>(
+    spine: Spine<B>,
+    orders: Orders,
+    progress: Arc<Progress>,
+    trail: Arc<Mutex<AuditTrail>>,
+) -> Result<(), RunError> {
+    let handled = || {
+        let trail = trail.lock().unwrap_or_else(PoisonError::into_inner);
+        format!("{} events handled", trail.counts.values().sum::<u64>())
+    };
+    let mut batch = Vec::with_capacity(BATCH);
+    match orders {
+        Orders::Generated { count, seed } => {
+            for order in input::generate(count, seed) {
+                batch.push(order);
+                if batch.len() == BATCH {
+                    progress.set(batch[BATCH - 1].seq, handled);
+                    spine.emit_all(batch.drain(..)).await?;
+                }
+            }
+        }
+        Orders::Read(mut feed) => {
+            let mut seq = 0;
+            while let Some(entry) = feed.entries.recv().await {
+                seq += 1;
+                batch.push(input::order(seq, &entry?.fields));
+                if batch.len() == BATCH {
+                    let read = feed.bytes_read.load(Ordering::Relaxed);
+                    progress.set(read, || format!("{seq} orders, {}", handled()));
+                    spine.emit_all(batch.drain(..)).await?;
+                }
+            }
+        }
+    }
+    spine.emit_all(batch).await?;
+    Ok(())
+}
+
 /// The flow on `backend`; the report comes from the organs' shared state.
-async fn run_on<B: Backend>(
-    backend: B,
-    args: &Args,
-    orders: Vec<OrderSubmitted>,
-) -> Result<(), necrostack::Error> {
-    let market = Arc::new(Mutex::new(Market::default()));
-    let trail = Arc::new(Mutex::new(AuditTrail::default()));
-    let settlement = Settlement::new(args.seed, args.failure_rate, args.latency);
+async fn run_on<B: Backend>(backend: B, args: &Args) -> Result<(), RunError> {
+    let market = Arc::new(Mutex::new(Market {
+        keep_trades: args.json,
+        ..Market::default()
+    }));
+    let keep = if args.stress { 10 } else { KEEP_LINES };
+    let trail = Arc::new(Mutex::new(AuditTrail::new(keep)));
+    let settlement = Settlement::new(
+        args.seed,
+        args.settlement_failure_rate,
+        Duration::from_millis(args.latency_ms),
+    );
     let settlement_failures = Arc::clone(&settlement.failures);
-    // Each order yields at most 2 order events, 2 fills (every fill completes the
-    // incoming or a resting order) and per fill 4 events (trade, settlement, 2 alerts).
-    let max_steps = 16 * orders.len() as u64 + 100;
     let retry = RetryPolicy::new(SETTLEMENT_TRIES)
         .backoff(Duration::from_millis(2), Duration::from_millis(50));
     let spine = Spine::builder()
@@ -210,12 +257,26 @@ async fn run_on<B: Backend>(
         .organ(Audit::<SettlementComplete>::new(&trail))
         .organ(Audit::<RiskAlert>::new(&trail))
         .concurrency(1) // strict FIFO: orders are matched in submission order
-        .max_steps(max_steps)
+        // The input's length is not known up front; the depth limit still stops loops.
+        .max_steps(usize::MAX)
         .failure_policy(FailurePolicy::Retry(retry))
         .build()?;
-    tracing::info!(orders = orders.len(), "submitting orders");
-    spine.emit_all(orders).await?;
-    let run = spine.run_until_idle().await?;
+    let orders = orders(args);
+    let total = match &orders {
+        Orders::Generated { count, .. } => Some(*count),
+        Orders::Read(feed) => feed.size,
+    };
+    let unit = if args.stress { "orders" } else { "bytes" };
+    let progress = Arc::new(Progress::new(args.quiet, total, unit));
+    let submitting = submit(
+        spine.clone(),
+        orders,
+        Arc::clone(&progress),
+        Arc::clone(&trail),
+    );
+    let (run, submitted) = feed::run_while_producing(&spine, submitting).await?;
+    progress.finish();
+    submitted?;
     if run.dead_lettered > 0 {
         tracing::warn!(
             dead_lettered = run.dead_lettered,
@@ -227,7 +288,7 @@ async fn run_on<B: Backend>(
     let outcome = report::Outcome {
         market: &market,
         trail: &trail,
-        settlement_failures: settlement_failures.load(std::sync::atomic::Ordering::Relaxed),
+        settlement_failures: settlement_failures.load(Ordering::Relaxed),
         settlement_tries: SETTLEMENT_TRIES,
         dead_lettered: run.dead_lettered,
         steps: run.steps,
@@ -235,8 +296,7 @@ async fn run_on<B: Backend>(
     if args.json {
         println!("{}", report::to_json(&outcome));
     } else {
-        let limit = if args.stress { 10 } else { usize::MAX };
-        print!("{}", report::to_text(&outcome, limit));
+        print!("{}", report::to_text(&outcome, keep as usize));
     }
     Ok(())
 }

@@ -122,8 +122,11 @@ pub fn validate_order(order: &OrderSubmitted) -> (Option<OrderValidated>, Option
 pub struct Market {
     /// One book per symbol that has seen a valid order.
     pub books: BTreeMap<String, Book>,
-    /// Every trade, in execution order.
+    /// Trades executed so far.
+    pub trade_count: u64,
+    /// Every trade, in execution order, when kept (for `--json`, which lists them all).
     pub trades: Vec<TradeExecuted>,
+    pub keep_trades: bool,
 }
 
 /// MatchingEngine, a stateful sync organ: matches each valid order in its symbol's book.
@@ -168,7 +171,7 @@ impl MatchingEngine {
                 Side::Sell => (fill.resting_trader.clone(), order.trader_id.clone()),
             };
             let trade = TradeExecuted {
-                trade_id: market.trades.len() as u64 + 1,
+                trade_id: market.trade_count + 1,
                 symbol: order.symbol.clone(),
                 price: fill.price,
                 quantity: fill.quantity,
@@ -177,7 +180,10 @@ impl MatchingEngine {
                 aggressor_seq: order.seq,
                 resting_seq: fill.resting_id,
             };
-            market.trades.push(trade.clone());
+            market.trade_count += 1;
+            if market.keep_trades {
+                market.trades.push(trade.clone());
+            }
             emit.push(trade);
         }
         let filled = execution.filled();
@@ -257,7 +263,9 @@ impl Settlement {
             *n += 1;
             *n
         };
-        tokio::time::sleep(self.latency).await;
+        if !self.latency.is_zero() {
+            tokio::time::sleep(self.latency).await;
+        }
         if draw(self.seed, &[trade.trade_id, u64::from(attempt)]) < self.failure_rate {
             self.failures.fetch_add(1, Ordering::Relaxed);
             return Err(SettlementError {
@@ -265,6 +273,7 @@ impl Settlement {
                 attempt,
             });
         }
+        lock(&self.attempts).remove(&trade.trade_id);
         Ok(SettlementComplete {
             trade_id: trade.trade_id,
             symbol: trade.symbol.clone(),
@@ -323,13 +332,27 @@ impl RiskManager {
     }
 }
 
-/// What the audit trail saw: a count per event type and one line per notable event.
+/// What the audit trail saw: a count per event type and one line per notable event, the
+/// first `keep` of each type (so that a long input does not fill memory with lines).
 #[derive(Debug, Default)]
 pub struct AuditTrail {
     /// Events handled, by type name.
     pub counts: BTreeMap<&'static str, u64>,
-    /// (event type, description), in handling order.
+    /// Events that had a line to describe them, by type name.
+    pub described: BTreeMap<&'static str, u64>,
+    /// (event type, description), in handling order, at most `keep` per type.
     pub lines: Vec<(&'static str, String)>,
+    pub keep: u64,
+}
+
+impl AuditTrail {
+    /// A trail keeping the first `keep` lines of each event type.
+    pub fn new(keep: u64) -> Self {
+        AuditTrail {
+            keep,
+            ..AuditTrail::default()
+        }
+    }
 }
 
 /// AuditTrail: one organ per event type, all writing to one shared trail.
@@ -360,7 +383,11 @@ impl<E: Event + Describe> Organ for Audit<E> {
         let mut trail = lock(&self.trail);
         *trail.counts.entry(E::NAME).or_insert(0) += 1;
         if let Some(line) = event.payload().describe() {
-            trail.lines.push((E::NAME, line));
+            let described = trail.described.entry(E::NAME).or_insert(0);
+            *described += 1;
+            if *described <= trail.keep {
+                trail.lines.push((E::NAME, line));
+            }
         }
         Handling::Ready(Ok(Emit::new()))
     }

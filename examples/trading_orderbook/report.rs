@@ -16,9 +16,9 @@ pub struct Outcome<'a> {
     /// The most tries the retry policy allows.
     pub settlement_tries: u32,
     /// Events moved to the dead-letter store.
-    pub dead_lettered: u64,
+    pub dead_lettered: usize,
     /// Events the spine took from the backend.
-    pub steps: u64,
+    pub steps: usize,
 }
 
 impl Outcome<'_> {
@@ -67,19 +67,25 @@ fn trade_json(trade: &TradeExecuted) -> Value {
 pub fn to_text(outcome: &Outcome<'_>, limit: usize) -> String {
     let mut out = String::new();
     let section = |out: &mut String, title: &str, types: &[&str]| {
-        let lines: Vec<&String> = outcome
+        let total: u64 = types
+            .iter()
+            .filter_map(|t| outcome.trail.described.get(t))
+            .sum();
+        let lines = outcome
             .trail
             .lines
             .iter()
             .filter(|(t, _)| types.contains(t))
             .map(|(_, line)| line)
-            .collect();
-        out.push_str(&format!("{title} ({}):\n", lines.len()));
-        for line in lines.iter().take(limit) {
+            .take(limit);
+        out.push_str(&format!("{title} ({total}):\n"));
+        let mut shown = 0;
+        for line in lines {
             out.push_str(&format!("  {line}\n"));
+            shown += 1;
         }
-        if lines.len() > limit {
-            out.push_str(&format!("  ... and {} more\n", lines.len() - limit));
+        if total > shown {
+            out.push_str(&format!("  ... and {} more\n", total - shown));
         }
     };
     section(&mut out, "Trades", &["TRADE_EXECUTED"]);

@@ -4,9 +4,10 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::envelope::{Envelope, ErasedEnvelope, Meta};
+use crate::box_error::BoxError;
+use crate::envelope::{Envelope, ErasedEnvelope};
 use crate::event::Event;
-use crate::organ::OrganError;
+use crate::identity::Meta;
 
 /// Events of any types returned by one organ, in the order they will be enqueued.
 ///
@@ -307,20 +308,35 @@ tuple_into_emit!(A B C D F G H);
 tuple_into_emit!(A B C D F G H I);
 
 /// What an organ's handler returns, turned into the events to emit or the error: any
-/// [`IntoEmit`] value, or a `Result` of one whose error type is a standard error.
+/// [`IntoEmit`] value, or a `Result` of one whose error type is a standard error (or a
+/// boxed one, such as [`BoxError`](crate::BoxError) or `anyhow::Error`).
+///
+/// `Via` tells the two impls apart and is inferred; write `IntoOutcome` alone for the
+/// values that are not a `Result`.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be returned from an organ",
     label = "an organ cannot return this",
-    note = "an organ returns `()`, an event, `Option<E>`, `Vec<E>`, `necrostack::Emit`, a tuple of those, or `Result<any of those, Err>` with `Err: std::error::Error + Send + Sync + 'static`; `E` must derive `necrostack::Event`"
+    note = "an organ returns `()`, an event, `Option<E>`, `Vec<E>`, `necrostack::Emit`, a tuple of those, or `Result<any of those, Err>` with `Err: std::error::Error + Send + Sync + 'static` (or `Box<dyn Error + Send + Sync>`, `anyhow::Error`); `E` must derive `necrostack::Event`"
 )]
-pub trait IntoOutcome {
+pub trait IntoOutcome<Via = Plain> {
     /// The events to emit, or the handler's error.
-    fn into_outcome(self) -> Result<Emit, OrganError>;
+    fn into_outcome(self) -> Result<Emit, BoxError>;
 }
+
+/// [`IntoOutcome`]'s `Via` for a value that is not a `Result`.
+#[doc(hidden)]
+#[derive(Debug)]
+pub enum Plain {}
+
+/// [`IntoOutcome`]'s `Via` for a `Result` whose error converts through `ErrorType`'s
+/// `Via`.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct Fallible<Via>(std::marker::PhantomData<Via>, Plain);
 
 #[diagnostic::do_not_recommend]
 impl<T: IntoEmit> IntoOutcome for T {
-    fn into_outcome(self) -> Result<Emit, OrganError> {
+    fn into_outcome(self) -> Result<Emit, BoxError> {
         let mut out = Emit::new();
         self.into_emit(&mut out);
         Ok(out)
@@ -328,11 +344,11 @@ impl<T: IntoEmit> IntoOutcome for T {
 }
 
 #[diagnostic::do_not_recommend]
-impl<T: IntoEmit, Err: std::error::Error + Send + Sync + 'static> IntoOutcome for Result<T, Err> {
-    fn into_outcome(self) -> Result<Emit, OrganError> {
+impl<T: IntoEmit, Err: ErrorType<Via>, Via> IntoOutcome<Fallible<Via>> for Result<T, Err> {
+    fn into_outcome(self) -> Result<Emit, BoxError> {
         match self {
             Ok(value) => value.into_outcome(),
-            Err(error) => Err(Box::new(error)),
+            Err(error) => Err(error.into_organ_error()),
         }
     }
 }
@@ -340,20 +356,50 @@ impl<T: IntoEmit, Err: std::error::Error + Send + Sync + 'static> IntoOutcome fo
 /// The error types an organ may return: what `Result<_, Err>` accepts. A trait of its own
 /// so that a wrong error type gets a message about organs, on the user's `Err` type (where
 /// generated code calls [`ErrorType::into_organ_error`]).
+///
+/// Two kinds are accepted, told apart by `Via` (inferred, never written):
+/// - [`StdError`]: any `std::error::Error + Send + Sync + 'static`, boxed;
+/// - [`DynError`]: a type that already holds a boxed one, i.e. that dereferences to
+///   `dyn Error + Send + Sync` and converts into [`BoxError`]: `Box<dyn Error + Send +
+///   Sync>` itself (the crate's [`BoxError`](crate::BoxError)), `anyhow::Error`,
+///   `eyre::Report`. Neither implements `std::error::Error`, and a single blanket impl
+///   for both kinds would overlap (the standard library may one day implement `Error`
+///   for the box), hence the parameter. `String` and `&str` convert into [`BoxError`]
+///   too, but do not dereference to an error, so they stay rejected.
 #[doc(hidden)]
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not an error type, so an organ cannot return it as its error",
     label = "does not implement `std::error::Error + Send + Sync + 'static`",
-    note = "an organ's error type implements `std::error::Error + Send + Sync + 'static`, e.g. `std::io::Error` or your own type with `#[derive(thiserror::Error)]`; a `String` or `&str` is not one"
+    note = "an organ's error type implements `std::error::Error + Send + Sync + 'static`, e.g. `std::io::Error` or your own type with `#[derive(thiserror::Error)]`, or is `Box<dyn std::error::Error + Send + Sync>` or `anyhow::Error`; a `String` or `&str` is not one"
 )]
-pub trait ErrorType {
+pub trait ErrorType<Via> {
     /// Boxes the error.
-    fn into_organ_error(self) -> OrganError;
+    fn into_organ_error(self) -> BoxError;
+}
+
+/// [`ErrorType`]'s `Via` for a standard error type.
+#[doc(hidden)]
+#[derive(Debug)]
+pub enum StdError {}
+
+/// [`ErrorType`]'s `Via` for a boxed error, or a type that wraps one.
+#[doc(hidden)]
+#[derive(Debug)]
+pub enum DynError {}
+
+#[diagnostic::do_not_recommend]
+impl<E: std::error::Error + Send + Sync + 'static> ErrorType<StdError> for E {
+    fn into_organ_error(self) -> BoxError {
+        Box::new(self)
+    }
 }
 
 #[diagnostic::do_not_recommend]
-impl<E: std::error::Error + Send + Sync + 'static> ErrorType for E {
-    fn into_organ_error(self) -> OrganError {
-        Box::new(self)
+impl<E> ErrorType<DynError> for E
+where
+    E: std::ops::Deref<Target = dyn std::error::Error + Send + Sync + 'static> + Into<BoxError>,
+{
+    fn into_organ_error(self) -> BoxError {
+        self.into()
     }
 }

@@ -7,79 +7,13 @@ use std::ops::Deref;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::value::RawValue;
 use uuid::Uuid;
 
 use crate::event::{ErasedEvent, Event};
-use crate::identity::fresh_identity;
-use crate::wire::{self, DecodeError, EncodeError};
-
-/// Identity, time and lineage of one event. Shared by the typed and the erased envelope.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Meta {
-    pub(crate) id: Uuid,
-    pub(crate) timestamp: DateTime<Utc>,
-    pub(crate) correlation_id: Uuid,
-    pub(crate) causation_id: Option<Uuid>,
-    pub(crate) depth: u32,
-    /// Which try of the failure policy this is: 1, or more for a scheduled retry.
-    pub(crate) attempt: u32,
-    /// For a retry: the one organ it is for (the others already handled the event).
-    pub(crate) organ: Option<Arc<str>>,
-}
-
-impl Meta {
-    /// Placeholder metadata for an event that is not enqueued yet (inside an
-    /// [`Emit`](crate::Emit)); the spine stamps the real one when it enqueues the event.
-    pub(crate) fn unstamped() -> Self {
-        Meta {
-            id: Uuid::nil(),
-            timestamp: DateTime::<Utc>::UNIX_EPOCH,
-            correlation_id: Uuid::nil(),
-            causation_id: None,
-            depth: 0,
-            attempt: 1,
-            organ: None,
-        }
-    }
-
-    /// Metadata for a root event: it correlates with itself and has no cause.
-    pub(crate) fn root() -> Self {
-        let (id, timestamp) = fresh_identity();
-        Meta {
-            id,
-            timestamp,
-            correlation_id: id,
-            causation_id: None,
-            depth: 0,
-            attempt: 1,
-            organ: None,
-        }
-    }
-
-    /// Metadata for an event emitted while handling the event described by `self`.
-    pub(crate) fn child(&self) -> Self {
-        let (id, timestamp) = fresh_identity();
-        Meta {
-            id,
-            timestamp,
-            correlation_id: self.correlation_id,
-            causation_id: Some(self.id),
-            depth: self.depth.saturating_add(1),
-            attempt: 1,
-            organ: None,
-        }
-    }
-
-    /// The same event again, as try number `attempt` of `organ` only.
-    pub(crate) fn retry(&self, attempt: u32, organ: &str) -> Self {
-        Meta {
-            attempt,
-            organ: Some(Arc::from(organ)),
-            ..self.clone()
-        }
-    }
-}
+use crate::identity::Meta;
+use crate::wire::{self, DecodeError, EncodeError, WireEnvelope, WireOut};
 
 /// An event of type `E` with its id, UTC timestamp and lineage.
 ///
@@ -104,6 +38,27 @@ impl Meta {
 /// let back = Envelope::<Knock>::from_json(&bytes).unwrap();
 /// assert_eq!(back, envelope);
 /// ```
+///
+/// It is `Serialize` and `Deserialize` in the same wire format, so it can be a field of
+/// your own serde types and go through any self-describing serde format. Reading is as
+/// strict as [`from_json`](Envelope::from_json), which gives a typed [`DecodeError`].
+///
+/// ```
+/// # use necrostack::{Envelope, Event};
+/// # use serde::{Deserialize, Serialize};
+/// # #[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
+/// # struct Knock { times: u32 }
+/// #[derive(Serialize, Deserialize, Debug, PartialEq)]
+/// struct Outbox { pending: Vec<Envelope<Knock>> }
+///
+/// let outbox = Outbox { pending: vec![Envelope::new(Knock { times: 1 })] };
+/// let text = serde_json::to_string(&outbox).unwrap();
+/// assert_eq!(serde_json::from_str::<Outbox>(&text).unwrap(), outbox);
+///
+/// let one = serde_json::to_string(&outbox.pending[0]).unwrap();
+/// assert_eq!(one.as_bytes(), outbox.pending[0].to_json().unwrap());
+/// assert!(serde_json::from_str::<Outbox>(r#"{"pending": [{"id": "x"}]}"#).is_err());
+/// ```
 pub struct Envelope<E> {
     pub(crate) meta: Meta,
     pub(crate) payload: E,
@@ -124,15 +79,29 @@ impl<E: Event> Envelope<E> {
         E::NAME
     }
 
-    /// Encodes the envelope in the JSON wire format.
+    /// Encodes the envelope in the JSON wire format: the same bytes as
+    /// `serde_json::to_vec(&envelope)`, with the error typed.
     pub fn to_json(&self) -> Result<Vec<u8>, EncodeError> {
         wire::encode(&self.meta, E::NAME, &self.payload)
     }
 
     /// Decodes an envelope from the JSON wire format, checking every field and that the
     /// event type is `E::NAME`. Never panics, whatever the bytes.
+    ///
+    /// It accepts exactly what `serde_json::from_slice::<Envelope<E>>` accepts; the
+    /// difference is the error, a [`DecodeError`] that says which part was wrong.
     pub fn from_json(bytes: &[u8]) -> Result<Self, DecodeError> {
         AnyEnvelope::from_json(bytes)?.decode()
+    }
+
+    /// [`Envelope::from_json`] for JSON text.
+    pub fn from_json_str(text: &str) -> Result<Self, DecodeError> {
+        AnyEnvelope::from_json_str(text)?.decode()
+    }
+
+    /// [`Envelope::from_json`] for a parsed JSON value, as strict as for bytes.
+    pub fn from_json_value(value: serde_json::Value) -> Result<Self, DecodeError> {
+        AnyEnvelope::from_json_value(value)?.decode()
     }
 }
 
@@ -214,18 +183,34 @@ impl<E: PartialEq> PartialEq for Envelope<E> {
     }
 }
 
+/// Writes the JSON wire format's seven fields, in any serde format.
+impl<E: Event> Serialize for Envelope<E> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        WireOut::new(&self.meta, E::NAME, &self.payload).serialize(serializer)
+    }
+}
+
+/// Reads the wire format's seven fields as strictly as [`Envelope::from_json`]: unknown
+/// or missing fields, malformed ids and timestamps, an invalid or different event type
+/// are errors; ids of any UUID version are accepted.
+impl<'de, E: Event> Deserialize<'de> for Envelope<E> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let (meta, payload) = wire::deserialize_typed::<D, E>(deserializer)?;
+        Ok(Envelope { meta, payload })
+    }
+}
+
 impl<E: fmt::Debug + Event> fmt::Debug for Envelope<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Envelope")
-            .field("id", &self.meta.id)
+        let mut out = f.debug_struct("Envelope");
+        out.field("id", &self.meta.id)
             .field("timestamp", &self.meta.timestamp)
             .field("event_type", &E::NAME)
             .field("correlation_id", &self.meta.correlation_id)
             .field("causation_id", &self.meta.causation_id)
-            .field("depth", &self.meta.depth)
-            .field("attempt", &self.meta.attempt)
-            .field("payload", &self.payload)
-            .finish()
+            .field("depth", &self.meta.depth);
+        retry_fields(&mut out, &self.meta);
+        out.field("payload", &self.payload).finish()
     }
 }
 
@@ -242,14 +227,6 @@ pub(crate) enum Repr {
     Restamped(Box<(Meta, Arc<dyn ErasedEnvelope>)>),
     /// An event from the wire, its payload still JSON.
     Json(Box<WireEnvelope>),
-}
-
-/// The parts of an envelope decoded from the wire.
-#[derive(Clone)]
-pub(crate) struct WireEnvelope {
-    meta: Meta,
-    event_type: String,
-    payload: Box<RawValue>,
 }
 
 /// An [`Envelope`] with its event type erased.
@@ -309,13 +286,9 @@ impl AnyEnvelope {
         AnyEnvelope { repr }
     }
 
-    pub(crate) fn from_wire(meta: Meta, event_type: String, payload: Box<RawValue>) -> Self {
+    fn from_wire(wire: WireEnvelope) -> Self {
         AnyEnvelope {
-            repr: Repr::Json(Box::new(WireEnvelope {
-                meta,
-                event_type,
-                payload,
-            })),
+            repr: Repr::Json(Box::new(wire)),
         }
     }
 
@@ -534,7 +507,17 @@ impl AnyEnvelope {
     /// Decodes an envelope from the JSON wire format, checking every field. The payload
     /// stays JSON until [`AnyEnvelope::decode`]. Never panics, whatever the bytes.
     pub fn from_json(bytes: &[u8]) -> Result<Self, DecodeError> {
-        wire::decode(bytes)
+        WireEnvelope::from_slice(bytes).map(Self::from_wire)
+    }
+
+    /// [`AnyEnvelope::from_json`] for JSON text.
+    pub fn from_json_str(text: &str) -> Result<Self, DecodeError> {
+        WireEnvelope::from_text(text).map(Self::from_wire)
+    }
+
+    /// [`AnyEnvelope::from_json`] for a parsed JSON value, as strict as for bytes.
+    pub fn from_json_value(value: serde_json::Value) -> Result<Self, DecodeError> {
+        WireEnvelope::from_value(value).map(Self::from_wire)
     }
 }
 
@@ -553,16 +536,24 @@ impl fmt::Debug for AnyEnvelope {
             Err(e) => format!("<unserializable: {e}>"),
         };
         let meta = self.meta();
-        f.debug_struct("AnyEnvelope")
-            .field("id", &meta.id)
+        let mut out = f.debug_struct("AnyEnvelope");
+        out.field("id", &meta.id)
             .field("timestamp", &meta.timestamp)
             .field("event_type", &self.event_type())
             .field("correlation_id", &meta.correlation_id)
             .field("causation_id", &meta.causation_id)
-            .field("depth", &meta.depth)
-            .field("attempt", &meta.attempt)
-            .field("payload", &payload)
-            .finish()
+            .field("depth", &meta.depth);
+        retry_fields(&mut out, meta);
+        out.field("payload", &payload).finish()
+    }
+}
+
+/// The attempt and the organ, shown only for a retry: a first handling's envelope reads
+/// as the seven wire fields.
+fn retry_fields(out: &mut fmt::DebugStruct<'_, '_>, meta: &Meta) {
+    if meta.attempt != 1 || meta.organ.is_some() {
+        out.field("attempt", &meta.attempt)
+            .field("retry_organ", &meta.organ);
     }
 }
 

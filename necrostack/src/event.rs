@@ -35,6 +35,17 @@ pub trait Event: Serialize + DeserializeOwned + Send + Sync + 'static {
     const NAME: &'static str;
 }
 
+/// The where clause of the stand-in `impl Event` that `#[derive(Event)]` generates for a
+/// type that cannot be an event: `Self: RejectedEvent<{ compile_error!(..) }>`. The
+/// supertraits let the impl be checked; the argument is an error, so the bound is not
+/// reported again where the type is used. Implemented for nothing: the program does not
+/// compile.
+#[doc(hidden)]
+pub trait RejectedEvent<const REJECTED: usize>:
+    Serialize + DeserializeOwned + Send + Sync + 'static
+{
+}
+
 /// An event with its concrete type erased, so that backends and [`crate::Emit`] can hold
 /// events of many types in one collection without serializing them.
 pub(crate) trait ErasedEvent: Any + Send + Sync {

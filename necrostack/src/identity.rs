@@ -1,16 +1,85 @@
-//! Fresh identities for envelopes: a time-ordered (v7) UUID and the creation time.
+//! [`Meta`], an event's identity, time and lineage, and the fresh identities it is made
+//! of: a time-ordered (v7) UUID and the creation time.
 //!
 //! This runs once for every event a spine enqueues, so it is built for speed: one clock
 //! reading serves both the id and the timestamp, and the id's counter is one atomic
 //! word instead of a lock.
 
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use std::cell::Cell;
 
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use uuid::{Builder, Uuid};
+
+/// Identity, time and lineage of one event. Shared by the typed and the erased envelope.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Meta {
+    pub(crate) id: Uuid,
+    pub(crate) timestamp: DateTime<Utc>,
+    pub(crate) correlation_id: Uuid,
+    pub(crate) causation_id: Option<Uuid>,
+    pub(crate) depth: u32,
+    /// Which try of the failure policy this is: 1, or more for a scheduled retry.
+    pub(crate) attempt: u32,
+    /// For a retry: the one organ it is for (the others already handled the event).
+    pub(crate) organ: Option<Arc<str>>,
+}
+
+impl Meta {
+    /// Placeholder metadata for an event that is not enqueued yet (inside an
+    /// [`Emit`](crate::Emit)); the spine stamps the real one when it enqueues the event.
+    pub(crate) fn unstamped() -> Self {
+        Meta {
+            id: Uuid::nil(),
+            timestamp: DateTime::<Utc>::UNIX_EPOCH,
+            correlation_id: Uuid::nil(),
+            causation_id: None,
+            depth: 0,
+            attempt: 1,
+            organ: None,
+        }
+    }
+
+    /// Metadata for a root event: it correlates with itself and has no cause.
+    pub(crate) fn root() -> Self {
+        let (id, timestamp) = fresh_identity();
+        Meta {
+            id,
+            timestamp,
+            correlation_id: id,
+            causation_id: None,
+            depth: 0,
+            attempt: 1,
+            organ: None,
+        }
+    }
+
+    /// Metadata for an event emitted while handling the event described by `self`.
+    pub(crate) fn child(&self) -> Self {
+        let (id, timestamp) = fresh_identity();
+        Meta {
+            id,
+            timestamp,
+            correlation_id: self.correlation_id,
+            causation_id: Some(self.id),
+            depth: self.depth.saturating_add(1),
+            attempt: 1,
+            organ: None,
+        }
+    }
+
+    /// The same event again, as try number `attempt` of `organ` only.
+    pub(crate) fn retry(&self, attempt: u32, organ: &str) -> Self {
+        Meta {
+            attempt,
+            organ: Some(Arc::from(organ)),
+            ..self.clone()
+        }
+    }
+}
 
 /// The last creation time handed out, in nanoseconds since the Unix epoch.
 static LAST_NANOS: AtomicI64 = AtomicI64::new(i64::MIN);

@@ -34,13 +34,15 @@
 //! ```
 //!
 //! The modules follow the concepts: [`event`](Event), [`envelope`](Envelope),
-//! [`organ`](Organ), [`spine`](Spine), [`backend`] and [`testing`].
+//! [`organ`](Organ), [`spine`](Spine), [`backend`] and [`testing`]. Every error type is
+//! in [`error`] (and at the root).
 #![warn(missing_docs, missing_debug_implementations)]
 
 pub mod backend;
+mod box_error;
 mod emit;
 mod envelope;
-mod error;
+pub mod error;
 mod event;
 mod identity;
 mod organ;
@@ -54,21 +56,49 @@ pub use backend::memory::InMemoryBackend;
 pub use backend::nats::NatsBackend;
 #[cfg(feature = "redis")]
 pub use backend::redis::RedisBackend;
-pub use backend::Backend;
+pub use backend::{Backend, DeadLetter, DeadLetterReason, Scheduled};
 pub use emit::{Delayed, Emit, IntoEmit, IntoOutcome};
 pub use envelope::{AnyEnvelope, Envelope};
-pub use error::{BoxError, Error};
+#[cfg(feature = "redis")]
+pub use error::RedisBackendError;
+pub use error::{BackendError, BoxError, BuildError, DecodeError, EncodeError, Error, Permanent};
 pub use event::Event;
-pub use organ::{Handling, Organ, OrganError, Permanent};
+pub use organ::{Handling, Organ};
 pub use spine::{
     Failure, FailureKind, FailurePolicy, RetryPolicy, RunReport, Spine, SpineBuilder, StopHandle,
 };
-pub use wire::{DecodeError, EncodeError};
 
 /// `#[derive(Event)]`: implements [`Event`] for a struct or enum.
 ///
 /// The event name defaults to the type's name; `#[event(name = "...")]` sets it. Names
-/// must be non-empty and contain no whitespace; this is checked at compile time.
+/// must be non-empty and contain no whitespace; this is checked at compile time. The type
+/// must also be `Serialize + Deserialize` (the wire format), `Send + Sync` and not
+/// generic (one fixed name on the wire).
+///
+/// ```
+/// use necrostack::Event;
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
+/// struct OrderPlaced { order: u64 }
+///
+/// #[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
+/// #[event(name = "billing.invoice_sent")] // a name shared with producers in other languages
+/// enum InvoiceSent { Email { to: String }, Post }
+///
+/// assert_eq!(OrderPlaced::NAME, "OrderPlaced");
+/// assert_eq!(InvoiceSent::NAME, "billing.invoice_sent");
+/// ```
+///
+/// A name with whitespace does not compile:
+///
+/// ```compile_fail
+/// # use necrostack::Event;
+/// # use serde::{Deserialize, Serialize};
+/// #[derive(Event, Serialize, Deserialize)]
+/// #[event(name = "ORDER PLACED")]
+/// struct OrderPlaced;
+/// ```
 pub use necrostack_macros::Event;
 
 /// `#[organ(listens_to = EventType)]`: turns a function or an `impl` block into an
@@ -81,9 +111,59 @@ pub use necrostack_macros::Event;
 ///
 /// The parameter is the event as `E`, `&E`, `Envelope<E>` or `&Envelope<E>`. The return
 /// type is `()`, an event, `Option<E>`, `Vec<E>`, [`Emit`], a tuple of those, or a
-/// `Result` of any of them whose error is `std::error::Error + Send + Sync + 'static`.
+/// `Result` of any of them whose error is `std::error::Error + Send + Sync + 'static`,
+/// [`BoxError`] (`Box<dyn Error + Send + Sync>`) or a type that wraps one the way
+/// `anyhow::Error` does.
 /// The handler may be `async`; its future must be `Send`. The optional key `name = "..."`
 /// sets the organ name used in logs (default: the function or type name).
+///
+/// ```
+/// use std::sync::atomic::{AtomicU64, Ordering};
+///
+/// use necrostack::{organ, testing, Envelope, Event, Organ};
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
+/// struct Deposit { cents: u64 }
+/// #[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
+/// struct Receipt { cents: u64 }
+///
+/// // A sync function organ: `issue_receipt` becomes a unit struct implementing `Organ`.
+/// #[organ(listens_to = Deposit)]
+/// fn issue_receipt(deposit: &Deposit) -> Receipt {
+///     Receipt { cents: deposit.cents }
+/// }
+///
+/// // An async organ that sees the envelope, may fail, and has its own log name.
+/// #[organ(listens_to = Deposit, name = "fraud-check")]
+/// async fn check(deposit: Envelope<Deposit>) -> Result<(), std::io::Error> {
+///     if deposit.cents > 1_000_000 {
+///         return Err(std::io::Error::other(format!("event {} looks odd", deposit.id())));
+///     }
+///     Ok(())
+/// }
+///
+/// // A stateful organ: the attribute goes on the `impl` block with one `handle` method.
+/// #[derive(Default)]
+/// struct Ledger { total: AtomicU64 }
+///
+/// #[organ(listens_to = Deposit)]
+/// impl Ledger {
+///     fn handle(&self, deposit: &Deposit) {
+///         self.total.fetch_add(deposit.cents, Ordering::Relaxed);
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// assert_eq!(issue_receipt::handle(&Deposit { cents: 5 }), Receipt { cents: 5 });
+/// assert_eq!(<check as Organ>::NAME, "fraud-check");
+/// assert!(testing::call(&check, Deposit { cents: 2_000_000 }).await.is_err());
+/// let ledger = Ledger::default();
+/// testing::call(&ledger, Deposit { cents: 7 }).await.unwrap();
+/// assert_eq!(ledger.total.load(Ordering::Relaxed), 7);
+/// # }
+/// ```
 pub use necrostack_macros::organ;
 
 /// The UUID type used for event ids, re-exported so users need no extra dependency.
@@ -92,7 +172,8 @@ pub use uuid::Uuid;
 /// Paths used by the code that the macros generate. Not public API.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::emit::ErrorType;
+    pub use crate::emit::{DynError, ErrorType, Fallible, Plain, StdError};
+    pub use crate::event::RejectedEvent;
     pub use crate::organ::{pending, EventParam, NoEvent, OwnedParam};
-    pub use crate::{Emit, Envelope, Event, Handling, IntoEmit, IntoOutcome, Organ, OrganError};
+    pub use crate::{BoxError, Emit, Envelope, Event, Handling, IntoEmit, IntoOutcome, Organ};
 }

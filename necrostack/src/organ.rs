@@ -3,13 +3,11 @@
 use std::future::Future;
 use std::pin::Pin;
 
+use crate::box_error::BoxError;
 use crate::emit::Emit;
 use crate::envelope::Envelope;
 use crate::event::Event;
 use crate::policy::FailurePolicy;
-
-/// The error an organ's handler returned, boxed.
-pub type OrganError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 /// Marks an organ's error as one that trying again cannot fix (a malformed request, a
 /// card that was declined): under [`FailurePolicy::Retry`](crate::FailurePolicy::Retry)
@@ -36,19 +34,19 @@ pub type OrganError = Box<dyn std::error::Error + Send + Sync + 'static>;
 /// ```
 #[derive(Debug)]
 pub struct Permanent {
-    error: OrganError,
+    error: BoxError,
 }
 
 impl Permanent {
     /// Wraps `error` (any error, or a message) as permanent.
-    pub fn new(error: impl Into<OrganError>) -> Self {
+    pub fn new(error: impl Into<BoxError>) -> Self {
         Permanent {
             error: error.into(),
         }
     }
 
     /// The wrapped error.
-    pub fn into_inner(self) -> OrganError {
+    pub fn into_inner(self) -> BoxError {
         self.error
     }
 
@@ -82,9 +80,9 @@ impl std::error::Error for Permanent {
 /// future to await (an async handler).
 pub enum Handling<'a> {
     /// The handler ran synchronously.
-    Ready(Result<Emit, OrganError>),
+    Ready(Result<Emit, BoxError>),
     /// The handler is async; await this to run it.
-    Pending(Pin<Box<dyn Future<Output = Result<Emit, OrganError>> + Send + 'a>>),
+    Pending(Pin<Box<dyn Future<Output = Result<Emit, BoxError>> + Send + 'a>>),
 }
 
 impl std::fmt::Debug for Handling<'_> {
@@ -239,7 +237,7 @@ impl<T: Clone> OwnedParam for T {
 pub fn pending<'a, F, C>(future: F, convert: C) -> Handling<'a>
 where
     F: Future + Send + 'a,
-    C: FnOnce(F::Output) -> Result<Emit, OrganError> + Send + 'a,
+    C: FnOnce(F::Output) -> Result<Emit, BoxError> + Send + 'a,
 {
     Handling::Pending(Box::pin(async move { convert(future.await) }))
 }

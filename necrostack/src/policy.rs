@@ -10,6 +10,32 @@ use uuid::Uuid;
 /// id), counted in the [`RunReport`](crate::RunReport), passed to the
 /// [`on_failure`](crate::SpineBuilder::on_failure) hook, and the other organs of the same
 /// event still run. Events the failing organ would have emitted are not emitted.
+///
+/// ```
+/// use std::time::Duration;
+/// use necrostack::{organ, DeadLetterReason, Event, FailurePolicy, RetryPolicy, Spine};
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
+/// struct Send;
+///
+/// #[organ(listens_to = Send)]
+/// fn flaky(_: &Send) -> Result<(), std::io::Error> {
+///     Err(std::io::Error::other("provider down"))
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), necrostack::Error> {
+/// let retry = RetryPolicy::new(3).backoff(Duration::from_millis(1), Duration::from_millis(5));
+/// let spine = Spine::builder().organ(flaky).failure_policy(FailurePolicy::Retry(retry)).build()?;
+/// spine.emit(Send).await?;
+/// let report = spine.run_until_idle().await?;
+/// assert_eq!((report.retried, report.failed, report.dead_lettered), (2, 1, 1));
+/// let letter = &spine.backend().dead_letters()[0];
+/// assert!(matches!(letter.reason, DeadLetterReason::HandlerFailed { attempts: 3, .. }));
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone, Default, PartialEq)]
 #[non_exhaustive]
 pub enum FailurePolicy {

@@ -34,17 +34,45 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use crate::backend::{Backend, BackendError, Batch, Completion, DeadLetter, Delivery, Scheduled};
+use crate::box_error::BoxError;
 use crate::emit::Emit;
 use crate::envelope::{AnyEnvelope, Envelope};
 use crate::error::Error;
 use crate::event::Event;
-use crate::organ::{Handling, Organ, OrganError};
-use crate::spine::{Failure, FailurePolicy, RunReport, SpineBuilder};
+use crate::organ::{Handling, Organ};
+use crate::spine::{Failure, FailurePolicy, RootEvent, RunReport, SpineBuilder};
 use crate::InMemoryBackend;
 
 /// Calls one organ on one event (as a root envelope) and returns what it emitted, or its
 /// error. No spine, no backend, no retries: the handler itself.
-pub async fn call<O: Organ>(organ: &O, event: O::Event) -> Result<Emit, OrganError> {
+///
+/// ```
+/// use necrostack::{organ, testing, Event};
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
+/// struct Order { cents: i64 }
+/// #[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
+/// struct Invoice { cents: i64 }
+///
+/// #[organ(listens_to = Order)]
+/// fn bill(order: &Order) -> Result<Invoice, std::io::Error> {
+///     if order.cents < 0 {
+///         return Err(std::io::Error::other("negative"));
+///     }
+///     Ok(Invoice { cents: order.cents })
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let emitted = testing::call(&bill, Order { cents: 250 }).await.unwrap();
+/// assert_eq!(emitted.events::<Invoice>().collect::<Vec<_>>(), [&Invoice { cents: 250 }]);
+///
+/// let error = testing::call(&bill, Order { cents: -1 }).await.unwrap_err();
+/// assert_eq!(error.to_string(), "negative");
+/// # }
+/// ```
+pub async fn call<O: Organ>(organ: &O, event: O::Event) -> Result<Emit, BoxError> {
     call_envelope(organ, &Envelope::new(event)).await
 }
 
@@ -52,7 +80,7 @@ pub async fn call<O: Organ>(organ: &O, event: O::Event) -> Result<Emit, OrganErr
 pub async fn call_envelope<O: Organ>(
     organ: &O,
     envelope: &Envelope<O::Event>,
-) -> Result<Emit, OrganError> {
+) -> Result<Emit, BoxError> {
     match organ.call(envelope) {
         Handling::Ready(result) => result,
         Handling::Pending(future) => future.await,
@@ -61,6 +89,42 @@ pub async fn call_envelope<O: Organ>(
 
 /// A flow under test: organs and root events, run on an in-memory spine until idle,
 /// recording every event the organs emitted and every failure.
+///
+/// ```
+/// use necrostack::{organ, testing::Flow, Event, FailurePolicy};
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
+/// struct Signup { email: String }
+/// #[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
+/// struct Welcome { email: String }
+///
+/// #[organ(listens_to = Signup)]
+/// fn greet(signup: &Signup) -> Result<Welcome, std::io::Error> {
+///     if !signup.email.contains('@') {
+///         return Err(std::io::Error::other("not an address"));
+///     }
+///     Ok(Welcome { email: signup.email.clone() })
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), necrostack::Error> {
+/// let outcome = Flow::new()
+///     .organ(greet)
+///     .failure_policy(FailurePolicy::DeadLetter)
+///     .emit(Signup { email: "ada@example.org".into() })
+///     .emit(Signup { email: "nobody".into() })
+///     .run()
+///     .await?;
+/// assert_eq!(outcome.events::<Welcome>(), [&Welcome { email: "ada@example.org".into() }]);
+/// assert_eq!(outcome.failures().len(), 1);
+/// assert_eq!(outcome.dead_letters().len(), 1);
+/// // Lineage: the welcome was caused by the first signup.
+/// assert!(outcome.emitted()[0].causation_id().is_some());
+/// assert_eq!(outcome.report.steps, 3);
+/// # Ok(())
+/// # }
+/// ```
 #[must_use = "a flow does nothing until `.run()`"]
 pub struct Flow {
     builder: SpineBuilder<InMemoryBackend>,
@@ -103,15 +167,16 @@ impl Flow {
         self
     }
 
-    /// Sets the step bound of the run (default 10 000).
-    pub fn max_steps(mut self, max_steps: u64) -> Self {
+    /// Sets the step bound of the run (default 10 000); see
+    /// [`SpineBuilder::max_steps`].
+    pub fn max_steps(mut self, max_steps: usize) -> Self {
         self.builder = self.builder.max_steps(max_steps);
         self
     }
 
-    /// Adds a root event.
-    pub fn emit<E: Event>(mut self, event: E) -> Self {
-        self.roots.push(Envelope::new(event).into());
+    /// Adds a root event, by value (one call per event).
+    pub fn emit<E: RootEvent>(mut self, event: E) -> Self {
+        self.roots.push(event.into_root());
         self
     }
 

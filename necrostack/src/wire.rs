@@ -5,6 +5,10 @@
 //! Decoding is strict: every field must be present with the right type, unknown
 //! top-level fields are rejected, ids are hyphenated UUID strings (any version, so other
 //! producers interoperate), timestamps are RFC 3339. Errors say which field is wrong.
+//!
+//! One definition serves every path: [`Envelope`](crate::Envelope)'s serde impls, its
+//! `to_json`/`from_json` conveniences and the erased [`AnyEnvelope`](crate::AnyEnvelope)
+//! that backends decode, so they cannot drift apart.
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::de::{self, Deserializer};
@@ -12,8 +16,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use uuid::Uuid;
 
-use crate::envelope::{AnyEnvelope, Meta};
-use crate::event::validate_name;
+use crate::event::{validate_name, Event};
+use crate::identity::Meta;
 
 /// Why bytes could not be decoded into an envelope.
 #[derive(Debug, thiserror::Error)]
@@ -54,8 +58,9 @@ pub enum DecodeError {
 #[error("event payload cannot be encoded as JSON: {0}")]
 pub struct EncodeError(#[source] pub(crate) serde_json::Error);
 
+/// The seven fields as written. Field order is the wire's order.
 #[derive(Serialize)]
-struct WireOut<'a, P: ?Sized + Serialize> {
+pub(crate) struct WireOut<'a, P: ?Sized + Serialize> {
     id: Hyphenated,
     timestamp: String,
     event_type: &'a str,
@@ -79,6 +84,22 @@ fn first_attempt() -> u32 {
     1
 }
 
+impl<'a, P: ?Sized + Serialize> WireOut<'a, P> {
+    pub(crate) fn new(meta: &'a Meta, event_type: &'a str, payload: &'a P) -> Self {
+        WireOut {
+            id: Hyphenated(meta.id),
+            timestamp: meta.timestamp.to_rfc3339_opts(SecondsFormat::AutoSi, true),
+            event_type,
+            payload,
+            correlation_id: Hyphenated(meta.correlation_id),
+            causation_id: meta.causation_id.map(Hyphenated),
+            depth: meta.depth,
+            attempt: meta.attempt,
+            organ: meta.organ.as_deref(),
+        }
+    }
+}
+
 #[derive(Serialize)]
 #[serde(transparent)]
 struct Hyphenated(#[serde(serialize_with = "ser_uuid")] Uuid);
@@ -92,29 +113,20 @@ pub(crate) fn encode<P: ?Sized + Serialize>(
     event_type: &str,
     payload: &P,
 ) -> Result<Vec<u8>, EncodeError> {
-    let wire = WireOut {
-        id: Hyphenated(meta.id),
-        timestamp: meta.timestamp.to_rfc3339_opts(SecondsFormat::AutoSi, true),
-        event_type,
-        payload,
-        correlation_id: Hyphenated(meta.correlation_id),
-        causation_id: meta.causation_id.map(Hyphenated),
-        depth: meta.depth,
-        attempt: meta.attempt,
-        organ: meta.organ.as_deref(),
-    };
-    serde_json::to_vec(&wire).map_err(EncodeError)
+    serde_json::to_vec(&WireOut::new(meta, event_type, payload)).map_err(EncodeError)
 }
 
+/// The seven fields as read, with the payload as `P`: still JSON (`Box<RawValue>`) for an
+/// erased envelope, the event itself for a typed one.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct WireIn {
+struct WireIn<P> {
     #[serde(deserialize_with = "de_id")]
     id: Uuid,
     #[serde(deserialize_with = "de_timestamp")]
     timestamp: DateTime<Utc>,
     event_type: String,
-    payload: Box<RawValue>,
+    payload: P,
     #[serde(deserialize_with = "de_correlation_id")]
     correlation_id: Uuid,
     // `deserialize_with` also makes the field required: `null` is allowed, absence is not.
@@ -128,24 +140,76 @@ struct WireIn {
     organ: Option<String>,
 }
 
-pub(crate) fn decode(bytes: &[u8]) -> Result<AnyEnvelope, DecodeError> {
-    let wire: WireIn = serde_json::from_slice(bytes).map_err(DecodeError::Malformed)?;
-    if let Err(reason) = validate_name(&wire.event_type) {
-        return Err(DecodeError::InvalidEventType {
-            found: wire.event_type,
-            reason,
-        });
+impl<P> WireIn<P> {
+    /// Checks the event name and splits off the metadata.
+    fn checked(self) -> Result<(Meta, String, P), DecodeError> {
+        if let Err(reason) = validate_name(&self.event_type) {
+            return Err(DecodeError::InvalidEventType {
+                found: self.event_type,
+                reason,
+            });
+        }
+        let meta = Meta {
+            id: self.id,
+            timestamp: self.timestamp,
+            correlation_id: self.correlation_id,
+            causation_id: self.causation_id,
+            depth: self.depth,
+            attempt: self.attempt,
+            organ: self.organ.map(Into::into),
+        };
+        Ok((meta, self.event_type, self.payload))
     }
-    let meta = Meta {
-        id: wire.id,
-        timestamp: wire.timestamp,
-        correlation_id: wire.correlation_id,
-        causation_id: wire.causation_id,
-        depth: wire.depth,
-        attempt: wire.attempt,
-        organ: wire.organ.map(Into::into),
-    };
-    Ok(AnyEnvelope::from_wire(meta, wire.event_type, wire.payload))
+}
+
+/// An envelope read from the wire whose payload is still JSON.
+#[derive(Clone)]
+pub(crate) struct WireEnvelope {
+    pub(crate) meta: Meta,
+    pub(crate) event_type: String,
+    pub(crate) payload: Box<RawValue>,
+}
+
+impl WireEnvelope {
+    fn checked(read: serde_json::Result<WireIn<Box<RawValue>>>) -> Result<Self, DecodeError> {
+        let (meta, event_type, payload) = read.map_err(DecodeError::Malformed)?.checked()?;
+        Ok(WireEnvelope {
+            meta,
+            event_type,
+            payload,
+        })
+    }
+
+    pub(crate) fn from_slice(bytes: &[u8]) -> Result<Self, DecodeError> {
+        Self::checked(serde_json::from_slice(bytes))
+    }
+
+    pub(crate) fn from_text(text: &str) -> Result<Self, DecodeError> {
+        Self::checked(serde_json::from_str(text))
+    }
+
+    pub(crate) fn from_value(value: serde_json::Value) -> Result<Self, DecodeError> {
+        Self::checked(serde_json::from_value(value))
+    }
+}
+
+/// Reads a typed envelope of event `E` from any serde format, as strictly as
+/// [`WireEnvelope`] reads JSON, and checks that the event type is `E::NAME`.
+pub(crate) fn deserialize_typed<'de, D, E>(deserializer: D) -> Result<(Meta, E), D::Error>
+where
+    D: Deserializer<'de>,
+    E: Event,
+{
+    let (meta, event_type, payload) = WireIn::<E>::deserialize(deserializer)?
+        .checked()
+        .map_err(de::Error::custom)?;
+    if event_type != E::NAME {
+        return Err(de::Error::custom(DecodeError::WrongEventType {
+            expected: E::NAME,
+            found: event_type,
+        }));
+    }
+    Ok((meta, payload))
 }
 
 fn parse_uuid<E: de::Error>(field: &str, text: &str) -> Result<Uuid, E> {

@@ -98,7 +98,7 @@ impl<E: Event + Seq> Organ for Probe<E> {
             })),
             Behavior::AsyncFail => Handling::Pending(Box::pin(async move {
                 tokio::task::yield_now().await;
-                Err(Box::new(ProbeError(id)) as necrostack::OrganError)
+                Err(Box::new(ProbeError(id)) as necrostack::BoxError)
             })),
             Behavior::AsyncPanic => Handling::Pending(Box::pin(async move {
                 tokio::task::yield_now().await;

@@ -7,6 +7,7 @@
 //! `cargo test --test NAME`, build the examples first: `cargo build --examples`.
 #![allow(dead_code)] // each test file uses a part of this helper
 
+use std::ffi::OsStr;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
@@ -32,6 +33,11 @@ pub fn example_path(name: &str) -> PathBuf {
 /// Runs example `name` with `args` and returns its output (stdout, stderr, status).
 /// Log settings of the caller's environment are removed so that stderr is predictable.
 pub fn run_example(name: &str, args: &[&str]) -> Output {
+    run_example_os(name, args)
+}
+
+/// As [`run_example`], with arguments that need not be UTF-8 (file names, bad input).
+pub fn run_example_os<S: AsRef<OsStr>>(name: &str, args: &[S]) -> Output {
     Command::new(example_path(name))
         .args(args)
         .env_remove("NECROSTACK_LOG")

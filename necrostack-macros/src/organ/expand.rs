@@ -93,6 +93,26 @@ pub(crate) fn type_name(ty: &syn::Type) -> String {
     }
 }
 
+/// The organ's event type: the `listens_to` type, or `NoEvent` when it is missing (an
+/// error has been recorded then). Shared by the expansion and the stand-in.
+pub(crate) fn event_type(args: &Args) -> TokenStream {
+    match &args.listens_to {
+        Some(ty) => ty.to_token_stream(),
+        None => {
+            let private = private();
+            quote!(#private::NoEvent)
+        }
+    }
+}
+
+/// The organ's name: `name = "..."`, or the function's or type's name. Shared by the
+/// expansion and the stand-in.
+pub(crate) fn organ_name(args: &Args, default_name: &str) -> String {
+    args.name
+        .as_ref()
+        .map_or_else(|| default_name.to_owned(), syn::LitStr::value)
+}
+
 fn organ_impl(
     args: &Args,
     self_ty: &TokenStream,
@@ -101,18 +121,12 @@ fn organ_impl(
     call: TokenStream,
 ) -> TokenStream {
     let private = private();
-    let listens_to = match &args.listens_to {
-        Some(ty) => ty.to_token_stream(),
-        None => quote!(#private::NoEvent),
-    };
+    let listens_to = event_type(args);
     let listens_to_span = args
         .listens_to
         .as_ref()
         .map_or_else(proc_macro2::Span::call_site, Spanned::span);
-    let name = args
-        .name
-        .as_ref()
-        .map_or_else(|| default_name.to_owned(), syn::LitStr::value);
+    let name = organ_name(args, default_name);
     let param = &handler.param;
     // Errors about the parameter are reported on the first token of its type (`Pong`,
     // `Envelope` in `Envelope<Pong>`).

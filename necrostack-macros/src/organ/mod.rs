@@ -25,11 +25,20 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
             return tokens;
         }
     };
+    if let OrganItem::Method(method) = item {
+        // Inside an `impl` block or a trait, where the organ struct and its impl could not
+        // be declared: the method is given back unchanged, so the one error is where the
+        // attribute goes.
+        errors.push(validate::on_a_method(&args));
+        let mut tokens = errors.into_compile_errors();
+        tokens.extend(method);
+        return tokens;
+    }
     if let Some(name) = &args.name {
         let default = match &item {
             OrganItem::Fn(f) => f.sig.ident.to_string(),
             OrganItem::Impl(i) => expand::type_name(&i.self_ty),
-            OrganItem::Other(_) => "the function name".to_owned(),
+            OrganItem::Method(_) | OrganItem::Other(_) => "the function name".to_owned(),
         };
         let example = format!("{default}-v2");
         if let Err(error) = crate::attr::check_name(name, "organ", &default, &example) {
@@ -139,6 +148,25 @@ mod tests {
         );
         assert_eq!(errors(&output), 1, "{output}");
         assert!(!output.to_string().contains("fn handle"), "{output}");
+    }
+
+    #[test]
+    fn a_method_is_one_error_and_given_back_alone() {
+        for method in [
+            quote!(
+                fn handle(&self, ping: &Ping) {}
+            ),
+            quote!(
+                fn handle(&self, ping: &Ping);
+            ),
+        ] {
+            let output = super::expand(quote!(listens_to = Ping), method);
+            assert_eq!(errors(&output), 1, "{output}");
+            let text = output.to_string();
+            assert!(text.contains("not on a method"), "{text}");
+            assert!(!text.contains("struct"), "{text}");
+            assert!(!text.contains("Organ"), "{text}");
+        }
     }
 
     #[test]

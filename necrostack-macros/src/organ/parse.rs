@@ -115,6 +115,10 @@ fn listens_to(input: syn::parse::ParseStream<'_>) -> syn::Result<Type> {
 pub(crate) enum OrganItem {
     Fn(syn::ItemFn),
     Impl(syn::ItemImpl),
+    /// A method (a function with `self`, or a method declared in a trait without a
+    /// body): in an `impl` block or a trait, where nothing but the method itself can be
+    /// generated. Given back unchanged.
+    Method(TokenStream),
     /// Anything else: an error has been recorded; the item is given back unchanged.
     Other(syn::Item),
 }
@@ -122,7 +126,13 @@ pub(crate) enum OrganItem {
 pub(crate) fn item(tokens: TokenStream, errors: &mut Errors) -> syn::Result<OrganItem> {
     let item = syn::parse2::<syn::Item>(tokens)?;
     Ok(match item {
+        syn::Item::Fn(item) if item.sig.receiver().is_some() => {
+            OrganItem::Method(item.into_token_stream())
+        }
         syn::Item::Fn(item) => OrganItem::Fn(item),
+        syn::Item::Verbatim(tokens) if syn::parse2::<syn::TraitItemFn>(tokens.clone()).is_ok() => {
+            OrganItem::Method(tokens)
+        }
         syn::Item::Impl(item) => OrganItem::Impl(item),
         other => {
             errors.push(not_a_handler(&other));

@@ -8,7 +8,7 @@
 use proc_macro2::TokenStream;
 use quote::{quote, ToTokens};
 
-use super::expand::{function_struct, private, type_name};
+use super::expand::{event_type, function_struct, organ_name, private, type_name};
 use super::parse::{Args, OrganItem};
 
 pub(crate) fn stub(args: &Args, item: &OrganItem, keep_function: bool) -> TokenStream {
@@ -34,6 +34,8 @@ pub(crate) fn stub(args: &Args, item: &OrganItem, keep_function: bool) -> TokenS
                 #organ_impl
             }
         }
+        // Nothing but the method itself can be declared where it is.
+        OrganItem::Method(method) => method.clone(),
         OrganItem::Other(other) => {
             let ident = match other {
                 syn::Item::Struct(s) if s.generics.params.is_empty() => Some(&s.ident),
@@ -57,14 +59,8 @@ fn stub_impl(
     generics: Option<&syn::Generics>,
 ) -> TokenStream {
     let private = private();
-    let listens_to = match &args.listens_to {
-        Some(ty) => ty.to_token_stream(),
-        None => quote!(#private::NoEvent),
-    };
-    let name = args
-        .name
-        .as_ref()
-        .map_or_else(|| default_name.to_owned(), syn::LitStr::value);
+    let listens_to = event_type(args);
+    let name = organ_name(args, default_name);
     let (impl_generics, where_clause) = match generics {
         Some(generics) if !generics.params.is_empty() => {
             let (impl_generics, _, where_clause) = generics.split_for_impl();

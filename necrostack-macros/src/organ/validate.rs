@@ -37,6 +37,25 @@ fn param_forms(args: &Args) -> String {
     format!("`{e}`, `&{e}`, `Envelope<{e}>` or `&Envelope<{e}>`")
 }
 
+/// The error for `#[organ]` on a function with `self`: a method, in an `impl` block or a
+/// trait, or a function that was meant to be one. Spanned on the attribute, since the
+/// fix is to move it.
+pub(crate) fn on_a_method(args: &Args) -> syn::Error {
+    let event = args
+        .listens_to
+        .as_ref()
+        .map_or_else(|| "EventType".to_owned(), attr::pretty);
+    syn::Error::new(
+        Span::call_site(),
+        format!(
+            "#[organ] goes on a free function or on an inherent `impl` block, not on a method: \
+             for an organ with state, put `#[organ(listens_to = {event})]` on the block \
+             `impl YourType {{ fn handle(&self, event: &{event}) }}` (not on an impl of a trait); \
+             a function organ takes no `self`"
+        ),
+    )
+}
+
 /// Checks the handler and records every mistake in `errors`. Returns the handler when its
 /// parameter could be read; the caller expands it only when `errors` stayed empty.
 pub(crate) fn handler(args: &Args, item: &OrganItem, errors: &mut Errors) -> Option<Handler> {
@@ -77,7 +96,7 @@ pub(crate) fn handler(args: &Args, item: &OrganItem, errors: &mut Errors) -> Opt
                 }
             }
         }
-        OrganItem::Other(_) => None,
+        OrganItem::Method(_) | OrganItem::Other(_) => None,
     }
 }
 
@@ -161,12 +180,8 @@ fn signature(args: &Args, sig: &Signature, method: bool, errors: &mut Errors) ->
                 example_param(args, sig.inputs.first())
             ),
         )),
-        (false, Some(receiver)) => errors.push(syn::Error::new_spanned(
-            receiver,
-            "a function organ takes no `self`: for an organ with state, put #[organ] on the type's \
-             `impl` block, whose method `fn handle(&self, event: &EventType)` handles the event",
-        )),
-        (false, None) => {}
+        // A function with `self` is a method, rejected before (`on_a_method`).
+        (false, _) => {}
     }
     let params: Vec<&FnArg> = inputs.collect();
     let param = match params.as_slice() {

@@ -47,8 +47,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use crate::box_error::BoxError;
 use crate::envelope::AnyEnvelope;
-use crate::error::BoxError;
 use crate::wire::EncodeError;
 
 /// One event handed to a spine, with the token the backend needs to acknowledge it.
@@ -164,6 +164,199 @@ pub enum BackendError {
 /// Where a spine's events wait: see the [module documentation](self) for the contract.
 ///
 /// Methods return `Send` futures; implement them with `async fn`.
+///
+/// A complete backend: a queue behind a mutex, with a [`Notify`](tokio::sync::Notify) so
+/// that `pull` can wait. It runs a spine, then passes a few of the checks the repository's
+/// conformance suite (`tests/conformance.rs`) makes of every backend; run that suite on
+/// yours before relying on it.
+///
+/// ```
+/// use std::collections::VecDeque;
+/// use std::sync::{Mutex, MutexGuard};
+/// use std::time::Duration;
+///
+/// use chrono::{DateTime, Utc};
+/// use necrostack::backend::{
+///     Backend, BackendError, Batch, Completion, DeadLetter, Delivery, Scheduled,
+/// };
+/// use necrostack::{organ, AnyEnvelope, Envelope, Event, Spine};
+/// use serde::{Deserialize, Serialize};
+/// use tokio::sync::Notify;
+/// use tokio::time::{timeout_at, Instant};
+///
+/// #[derive(Default)]
+/// struct QueueBackend {
+///     state: Mutex<State>,
+///     arrived: Notify,
+/// }
+///
+/// #[derive(Default)]
+/// struct State {
+///     queue: VecDeque<(AnyEnvelope, u32)>, // each event with its earlier deliveries
+///     scheduled: Vec<Scheduled>,            // not due yet (retries, emit_after)
+///     dead_letters: Vec<DeadLetter>,
+///     closed: bool,
+/// }
+///
+/// impl QueueBackend {
+///     fn open(&self) -> Result<MutexGuard<'_, State>, BackendError> {
+///         let state = self.state.lock().unwrap();
+///         if state.closed { Err(BackendError::Closed) } else { Ok(state) }
+///     }
+/// }
+///
+/// impl State {
+///     /// Moves what is due to the queue, earliest first; returns when the next is due.
+///     fn promote_due(&mut self) -> Option<Instant> {
+///         self.scheduled.sort_by_key(|s| s.due);
+///         let now = Utc::now();
+///         let due = self.scheduled.iter().take_while(|s| s.due <= now).count();
+///         self.queue.extend(self.scheduled.drain(..due).map(|s| (s.envelope, 0)));
+///         let next = self.scheduled.first()?;
+///         Some(Instant::now() + (next.due - now).to_std().unwrap_or_default())
+///     }
+/// }
+///
+/// impl Backend for QueueBackend {
+///     type Receipt = (); // nothing to acknowledge: a pulled event has left the queue
+///
+///     async fn enqueue(&self, events: Vec<AnyEnvelope>) -> Result<(), BackendError> {
+///         self.open()?.queue.extend(events.into_iter().map(|e| (e, 0)));
+///         self.arrived.notify_waiters();
+///         Ok(())
+///     }
+///
+///     async fn pull(&self, max: usize, timeout: Duration)
+///         -> Result<Batch<Delivery<()>>, BackendError> {
+///         let deadline = Instant::now().checked_add(timeout);
+///         loop {
+///             // Register for a wake-up before looking, so none is missed in between.
+///             let arrival = self.arrived.notified();
+///             tokio::pin!(arrival);
+///             arrival.as_mut().enable();
+///             let next_due = {
+///                 let mut state = self.open()?;
+///                 let next_due = state.promote_due();
+///                 let expired = deadline.is_some_and(|d| Instant::now() >= d);
+///                 if !state.queue.is_empty() || expired {
+///                     // Taken only here, all at once: a dropped `pull` loses nothing.
+///                     let n = max.min(state.queue.len());
+///                     return Ok(state.queue.drain(..n).map(|(envelope, delivered)| {
+///                         Delivery { envelope, receipt: (), attempt: delivered + 1 }
+///                     }).collect());
+///                 }
+///                 next_due
+///             };
+///             // Wake up for an arrival, the timeout, or the next scheduled event.
+///             let deadline = match (deadline, next_due) {
+///                 (Some(d), Some(n)) => Some(d.min(n)),
+///                 (d, n) => d.or(n),
+///             };
+///             match deadline {
+///                 Some(deadline) => { let _ = timeout_at(deadline, arrival).await; }
+///                 None => arrival.await,
+///             }
+///         }
+///     }
+///
+///     async fn complete(&self, _: (), completion: Completion) -> Result<(), BackendError> {
+///         let mut state = self.open()?; // one lock: output and dead letters together
+///         state.queue.extend(completion.emitted.into_iter().map(|e| (e, 0)));
+///         state.scheduled.extend(completion.scheduled);
+///         state.dead_letters.extend(completion.dead_letters);
+///         drop(state);
+///         self.arrived.notify_waiters();
+///         Ok(())
+///     }
+///
+///     async fn release(&self, deliveries: Vec<Delivery<()>>) -> Result<(), BackendError> {
+///         let mut state = self.open()?;
+///         for delivery in deliveries.into_iter().rev() {
+///             state.queue.push_front((delivery.envelope, delivery.attempt)); // first again
+///         }
+///         drop(state);
+///         self.arrived.notify_waiters();
+///         Ok(())
+///     }
+///
+///     async fn schedule(&self, events: Vec<Scheduled>) -> Result<(), BackendError> {
+///         self.open()?.scheduled.extend(events);
+///         self.arrived.notify_waiters(); // a waiting pull recomputes when to wake up
+///         Ok(())
+///     }
+///
+///     async fn next_due(&self) -> Result<Option<DateTime<Utc>>, BackendError> {
+///         Ok(self.open()?.scheduled.iter().map(|s| s.due).min())
+///     }
+///
+///     async fn close(&self) -> Result<(), BackendError> {
+///         let mut state = self.state.lock().unwrap();
+///         state.closed = true;
+///         state.queue.clear();
+///         drop(state);
+///         self.arrived.notify_waiters();
+///         Ok(())
+///     }
+/// }
+///
+/// #[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
+/// struct Tick(u32);
+///
+/// #[organ(listens_to = Tick)]
+/// fn count_down(tick: &Tick) -> Option<Tick> {
+///     (tick.0 > 0).then(|| Tick(tick.0 - 1))
+/// }
+///
+/// fn ticks(batch: &[Delivery<()>]) -> Vec<(u32, u32)> {
+///     batch.iter().map(|d| (d.envelope.downcast_ref::<Tick>().unwrap().0, d.attempt)).collect()
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let spine = Spine::builder().organ(count_down).backend(QueueBackend::default()).build()?;
+///
+/// // A spine runs on it: 3, 2, 1, 0.
+/// spine.emit(Tick(3)).await?;
+/// let report = spine.run_until_idle().await?;
+/// assert_eq!((report.steps, report.emitted), (4, 3));
+///
+/// let backend = spine.backend();
+/// // FIFO, first delivery is attempt 1; `Duration::ZERO` never waits.
+/// backend.enqueue(vec![Envelope::new(Tick(1)).into(), Envelope::new(Tick(2)).into()]).await?;
+/// let pulled = backend.pull(10, Duration::ZERO).await?;
+/// assert_eq!(ticks(&pulled), [(1, 1), (2, 1)]);
+/// assert!(backend.pull(10, Duration::ZERO).await?.is_empty());
+///
+/// // Released deliveries come back first, in order, as the next attempt.
+/// backend.release(pulled.into_vec()).await?;
+/// assert_eq!(ticks(&backend.pull(10, Duration::ZERO).await?), [(1, 2), (2, 2)]);
+///
+/// // `pull` waits up to its timeout, and wakes as soon as an event arrives.
+/// let started = Instant::now();
+/// assert!(backend.pull(1, Duration::from_millis(20)).await?.is_empty());
+/// assert!(started.elapsed() >= Duration::from_millis(20));
+/// let (pulled, _) = tokio::join!(backend.pull(1, Duration::from_secs(30)), async {
+///     tokio::time::sleep(Duration::from_millis(10)).await;
+///     backend.enqueue(vec![Envelope::new(Tick(7)).into()]).await
+/// });
+/// assert_eq!(ticks(&pulled?), [(7, 1)]);
+///
+/// // A scheduled event comes when due, not before; a waiting pull wakes up for it.
+/// let due = Utc::now() + chrono::Duration::milliseconds(30);
+/// backend.schedule(vec![Scheduled { envelope: Envelope::new(Tick(9)).into(), due }]).await?;
+/// assert_eq!(backend.next_due().await?, Some(due));
+/// assert!(backend.pull(1, Duration::ZERO).await?.is_empty());
+/// assert_eq!(ticks(&backend.pull(1, Duration::from_secs(5)).await?), [(9, 1)]);
+/// assert!(Utc::now() >= due);
+/// assert_eq!(backend.next_due().await?, None);
+///
+/// // Closed means closed.
+/// backend.close().await?;
+/// assert!(matches!(backend.pull(1, Duration::ZERO).await, Err(BackendError::Closed)));
+/// assert!(matches!(backend.enqueue(vec![]).await, Err(BackendError::Closed)));
+/// # Ok(())
+/// # }
+/// ```
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a necrostack backend",
     note = "use `necrostack::InMemoryBackend`, `necrostack::RedisBackend`, or implement `necrostack::Backend`"

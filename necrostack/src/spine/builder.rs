@@ -9,42 +9,142 @@ use super::routing::RouteTableBuilder;
 use super::{Config, Inner, Spine, StopState};
 use crate::backend::memory::InMemoryBackend;
 use crate::backend::Backend;
+use crate::error::{BuildError, Error};
 use crate::event::Event;
 use crate::organ::Organ;
 use crate::policy::{Failure, FailurePolicy};
 
 /// The default bound on the steps of one run (see [`SpineBuilder::max_steps`]).
-pub const DEFAULT_MAX_STEPS: u64 = 10_000;
+pub const DEFAULT_MAX_STEPS: usize = 10_000;
 /// The default depth limit (see [`SpineBuilder::depth_limit`]).
 pub const DEFAULT_DEPTH_LIMIT: u32 = 10_000;
 
-/// The spine's configuration is invalid.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum BuildError {
-    /// Two Rust types registered in one spine have the same event name, so events of
-    /// that name could not be routed to the right one.
-    #[error("two event types are named {name:?}: `{first}` and `{second}`; give one of them another `#[event(name = \"...\")]`")]
-    DuplicateEventName {
-        /// The shared name.
-        name: &'static str,
-        /// The type registered first.
-        first: &'static str,
-        /// The type registered second.
-        second: &'static str,
-    },
-    /// `concurrency(0)` or `batch_size(0)`.
-    #[error("{setting} must be at least 1")]
-    Zero {
-        /// The setting.
-        setting: &'static str,
-    },
+/// What [`SpineBuilder::backend`] accepts: a [`Backend`].
+///
+/// Implemented for every backend. A trait of its own so that passing something that is
+/// not a backend yet (a backend's builder, the future its `build()` returns, the `Result`
+/// of awaiting it) gets a message saying how to finish it. For a `RedisBackendBuilder`
+/// and a `Result` that is the only error: with a plain `Backend` bound the builder's next
+/// method call would fail too.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a necrostack backend",
+    label = "not a backend",
+    note = "a backend's builder becomes a backend with `.build().await?` (`build` is async and returns a `Result`): `.backend(RedisBackend::builder(url).build().await?)`",
+    note = "pass the backend itself, not a reference: to keep a handle, clone it first (a backend is a cheap handle), or use `spine.backend()`",
+    note = "backends are `necrostack::InMemoryBackend`, `necrostack::RedisBackend` and your own types that implement `necrostack::Backend`"
+)]
+pub trait IntoBackend {
+    /// The backend.
+    type Backend: Backend;
+
+    /// Gives the backend.
+    fn into_backend(self) -> Self::Backend;
+}
+
+#[diagnostic::do_not_recommend]
+impl<B: Backend> IntoBackend for B {
+    type Backend = B;
+
+    fn into_backend(self) -> B {
+        self
+    }
+}
+
+/// Implemented for no type: the unmeetable bound of the [`IntoBackend`] impls for things
+/// that are not backends yet, a [`RedisBackendBuilder`](crate::backend::redis::RedisBackendBuilder)
+/// and the `Result` of building one. With those impls the mistake is reported by
+/// `IntoBackend`'s message (they are `do_not_recommend`), and the spine builder keeps a
+/// backend type (`SpineBuilder<RedisBackend>`), which spares the calls after `.backend(..)`
+/// errors of their own. The lifetime keeps the bound from being trivially false, which
+/// the compiler would reject where it is declared.
+#[doc(hidden)]
+pub trait NotYetABackend<'a> {}
+
+#[cfg(feature = "redis")]
+#[diagnostic::do_not_recommend]
+impl<'a> IntoBackend for crate::backend::redis::RedisBackendBuilder
+where
+    Self: NotYetABackend<'a>,
+{
+    type Backend = crate::backend::redis::RedisBackend;
+
+    fn into_backend(self) -> Self::Backend {
+        unreachable!("`NotYetABackend` is implemented for no type")
+    }
+}
+
+#[diagnostic::do_not_recommend]
+impl<'a, B: Backend, E> IntoBackend for Result<B, E>
+where
+    Self: NotYetABackend<'a>,
+{
+    type Backend = B;
+
+    fn into_backend(self) -> B {
+        unreachable!("`NotYetABackend` is implemented for no type")
+    }
+}
+
+/// What [`SpineBuilder::depth_limit`] accepts: a number of hops (`u32`), or `None` to
+/// switch the check off.
+///
+/// A trait of its own (rather than `impl Into<Option<u32>>`) so that another integer type
+/// gets a message that says what to write, not a list of `From` impls.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a depth limit",
+    label = "expected a `u32` number of hops, or `None`",
+    note = "write `.depth_limit(100)` (a `u32`; convert with `u32::try_from(n)?` if needed), `.depth_limit(Some(100))`, or `.depth_limit(None)` to switch the check off"
+)]
+pub trait DepthLimit {
+    /// The limit in hops; `None` for no limit.
+    fn hops(self) -> Option<u32>;
+}
+
+#[diagnostic::do_not_recommend]
+impl DepthLimit for u32 {
+    fn hops(self) -> Option<u32> {
+        Some(self)
+    }
+}
+
+#[diagnostic::do_not_recommend]
+impl DepthLimit for Option<u32> {
+    fn hops(self) -> Option<u32> {
+        self
+    }
 }
 
 /// Builds a [`Spine`]: organs, backend and settings. Start with [`Spine::builder`].
 ///
 /// Every setting has a default chosen for a single process that runs a flow to
 /// completion; the ones a long-running worker may want to change say so.
+///
+/// ```
+/// use std::time::Duration;
+///
+/// use necrostack::{organ, Event, FailurePolicy, InMemoryBackend, RetryPolicy, Spine};
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
+/// struct Payment { account: u32, cents: i64 }
+///
+/// #[organ(listens_to = Payment)]
+/// async fn post(payment: &Payment) {
+///     let _ = payment.cents; // talk to the ledger service...
+/// }
+///
+/// let spine = Spine::builder()
+///     .organ(post)
+///     .backend(InMemoryBackend::bounded(10_000))
+///     .concurrency(32)                                   // posts wait on I/O
+///     .order_key(|payment: &Payment| payment.account)    // one account's payments in order
+///     .failure_policy(FailurePolicy::Retry(RetryPolicy::new(3)))
+///     .handler_timeout(Duration::from_secs(10))
+///     .on_failure(|failure| eprintln!("{} failed: {}", failure.organ, failure.error))
+///     .build()?;
+/// # let _ = spine;
+/// # Ok::<(), necrostack::Error>(())
+/// ```
 #[must_use = "a builder does nothing until `.build()`"]
 pub struct SpineBuilder<B = InMemoryBackend> {
     routes: RouteTableBuilder,
@@ -82,6 +182,22 @@ impl SpineBuilder<InMemoryBackend> {
 impl<B: Backend> SpineBuilder<B> {
     /// Registers an organ. An event goes to every organ that listens to its type, in the
     /// order they were registered.
+    ///
+    /// ```
+    /// # use necrostack::{organ, Event, Spine};
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
+    /// # struct Ping;
+    /// #[organ(listens_to = Ping)]
+    /// fn first(_: &Ping) {}
+    ///
+    /// #[organ(listens_to = Ping)]
+    /// fn second(_: &Ping) {} // runs after `first` for every Ping
+    ///
+    /// let spine = Spine::builder().organ(first).organ(second).build()?;
+    /// assert_eq!(spine.routed_event_types().collect::<Vec<_>>(), ["Ping"]);
+    /// # Ok::<(), necrostack::Error>(())
+    /// ```
     pub fn organ<O: Organ>(mut self, organ: O) -> Self {
         self.routes.add_organ(organ, None);
         self
@@ -120,38 +236,108 @@ impl<B: Backend> SpineBuilder<B> {
     }
 
     /// Sets the backend (default: a new [`InMemoryBackend`]).
-    pub fn backend<B2: Backend>(self, backend: B2) -> SpineBuilder<B2> {
+    ///
+    /// ```
+    /// use necrostack::{InMemoryBackend, Spine};
+    ///
+    /// let spine = Spine::builder().backend(InMemoryBackend::bounded(1_000)).build()?;
+    /// assert!(spine.backend().is_empty());
+    /// # Ok::<(), necrostack::Error>(())
+    /// ```
+    ///
+    /// A backend with a builder is built first: `.backend(RedisBackend::builder(url)
+    /// .build().await?)`.
+    pub fn backend<B2: IntoBackend>(self, backend: B2) -> SpineBuilder<B2::Backend> {
         SpineBuilder {
             routes: self.routes,
-            backend,
+            backend: backend.into_backend(),
             config: self.config,
             dispatch: self.dispatch,
         }
     }
 
-    /// The most events one run may take from the backend (default 10 000). Taking one
-    /// more fails the run with [`Error::MaxStepsExceeded`](crate::Error::MaxStepsExceeded)
-    /// and gives that event back to the backend.
+    /// The most events one run may take from the backend. Taking one more fails the run
+    /// with [`Error::MaxStepsExceeded`] and gives that event back to the backend.
     ///
-    /// The default bounds [`run_until_idle`](Spine::run_until_idle), which is meant to
-    /// finish. [`run`](Spine::run), meant to serve for weeks, is bounded only when this is
-    /// set explicitly; loops there are caught by the [depth limit](Self::depth_limit).
-    pub fn max_steps(mut self, max_steps: u64) -> Self {
+    /// **Calling this also bounds [`run`](Spine::run)**, even with the default value.
+    /// Without it, [`run_until_idle`](Spine::run_until_idle) (meant to finish) is bounded
+    /// by [`DEFAULT_MAX_STEPS`] (10 000) and `run` (meant to serve for weeks) is not
+    /// bounded at all: loops there are caught by the [depth limit](Self::depth_limit). So
+    /// a long-running worker should not call `.max_steps(..)`.
+    ///
+    /// ```
+    /// use necrostack::{organ, Error, Event, Spine};
+    /// use serde::{Deserialize, Serialize};
+    ///
+    /// #[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
+    /// struct Echo;
+    ///
+    /// #[organ(listens_to = Echo)]
+    /// fn echo(_: &Echo) -> Echo {
+    ///     Echo // forever
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Error> {
+    /// let spine = Spine::builder().organ(echo).max_steps(5).build()?;
+    /// spine.emit(Echo).await?;
+    /// // `run` would serve forever; the explicit bound ends it after 5 events.
+    /// let error = spine.run().await.unwrap_err();
+    /// assert!(matches!(error, Error::MaxStepsExceeded { max_steps: 5 }));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn max_steps(mut self, max_steps: usize) -> Self {
         self.config.max_steps = max_steps;
         self.config.max_steps_explicit = true;
         self
     }
 
     /// The most hops an event may be from its root event before it is dead-lettered as a
-    /// probable loop (default 10 000). `None` switches the check off.
-    pub fn depth_limit(mut self, limit: impl Into<Option<u32>>) -> Self {
-        self.dispatch.depth_limit = limit.into();
+    /// probable loop (default 10 000). `None` switches the check off. Unlike
+    /// [`max_steps`](Self::max_steps), it stops one runaway chain without ending the run,
+    /// which is what a long-running worker wants.
+    ///
+    /// ```
+    /// # use necrostack::{organ, Event, Spine};
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
+    /// # struct Ping;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), necrostack::Error> {
+    /// use necrostack::DeadLetterReason;
+    ///
+    /// #[organ(listens_to = Ping)]
+    /// fn echo(_: &Ping) -> Ping {
+    ///     Ping // a loop
+    /// }
+    ///
+    /// let spine = Spine::builder().organ(echo).depth_limit(3).build()?;
+    /// spine.emit(Ping).await?;
+    /// let report = spine.run_until_idle().await?;
+    /// assert_eq!((report.steps, report.dead_lettered), (5, 1)); // depths 0..=3 ran; 4 did not
+    /// let reason = &spine.backend().dead_letters()[0].reason;
+    /// assert_eq!(reason, &DeadLetterReason::ProbableLoop { depth: 4, limit: 3 });
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn depth_limit(mut self, limit: impl DepthLimit) -> Self {
+        self.dispatch.depth_limit = limit.hops();
         self
     }
 
     /// How many events may be handled at once (default 1: strict FIFO). The organs of one
     /// event still run one after another, in registration order. Raise it when organs
-    /// wait on I/O.
+    /// wait on I/O. 0 is a [`BuildError`].
+    ///
+    /// ```
+    /// use necrostack::Spine;
+    ///
+    /// let spine = Spine::builder().concurrency(64).build()?;
+    /// assert!(Spine::builder().concurrency(0).build().is_err());
+    /// # let _ = spine;
+    /// # Ok::<(), necrostack::Error>(())
+    /// ```
     pub fn concurrency(mut self, events_in_flight: usize) -> Self {
         self.config.concurrency = events_in_flight;
         self
@@ -160,6 +346,23 @@ impl<B: Backend> SpineBuilder<B> {
     /// Keeps events of type `E` with the same key in order when
     /// [`concurrency`](Self::concurrency) is above 1: an event waits while another with
     /// its key is in flight. Keys are compared by hash.
+    ///
+    /// The key is owned (`order.id`, `order.account.clone()`), not borrowed from the
+    /// event: `|order: &Order| &order.account` does not compile.
+    ///
+    /// ```
+    /// # use necrostack::{Event, Spine};
+    /// # use serde::{Deserialize, Serialize};
+    /// #[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
+    /// struct Withdrawal { account: String, cents: u64 }
+    ///
+    /// let spine = Spine::builder()
+    ///     .concurrency(16)
+    ///     .order_key(|w: &Withdrawal| w.account.clone()) // one account's withdrawals in order
+    ///     .build()?;
+    /// # let _ = spine;
+    /// # Ok::<(), necrostack::Error>(())
+    /// ```
     pub fn order_key<E: Event, K: Hash>(
         mut self,
         key: impl Fn(&E) -> K + Send + Sync + 'static,
@@ -169,7 +372,16 @@ impl<B: Backend> SpineBuilder<B> {
     }
 
     /// How many events to take from the backend in one pull (default 64). Larger batches
-    /// mean fewer round trips to a remote backend.
+    /// mean fewer round trips to a remote backend. 0 is a [`BuildError`].
+    ///
+    /// ```
+    /// use necrostack::Spine;
+    ///
+    /// // On Redis, many events in flight share round trips.
+    /// let spine = Spine::builder().concurrency(256).batch_size(256).build()?;
+    /// # let _ = spine;
+    /// # Ok::<(), necrostack::Error>(())
+    /// ```
     pub fn batch_size(mut self, events: usize) -> Self {
         self.config.batch_size = events;
         self
@@ -183,6 +395,16 @@ impl<B: Backend> SpineBuilder<B> {
     /// backend it is *not* delivered again. Choose [`FailurePolicy::Retry`] (retries,
     /// then a dead letter) or [`FailurePolicy::DeadLetter`] when a failed event must not
     /// be lost.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use necrostack::{FailurePolicy, RetryPolicy, Spine};
+    ///
+    /// let retry = RetryPolicy::new(5).backoff(Duration::from_millis(100), Duration::from_secs(10));
+    /// let spine = Spine::builder().failure_policy(FailurePolicy::Retry(retry)).build()?;
+    /// # let _ = spine;
+    /// # Ok::<(), necrostack::Error>(())
+    /// ```
     pub fn failure_policy(mut self, policy: FailurePolicy) -> Self {
         self.dispatch.policy = policy;
         self
@@ -190,13 +412,71 @@ impl<B: Backend> SpineBuilder<B> {
 
     /// The longest an async handler may take before it counts as failed (default: no
     /// limit). A sync handler cannot be interrupted and is not timed.
+    ///
+    /// ```
+    /// # use necrostack::{organ, Event, Spine};
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
+    /// # struct Ping;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), necrostack::Error> {
+    /// use std::time::Duration;
+    ///
+    /// #[organ(listens_to = Ping)]
+    /// async fn stuck(_: &Ping) {
+    ///     tokio::time::sleep(Duration::from_secs(3600)).await;
+    /// }
+    ///
+    /// let spine = Spine::builder()
+    ///     .organ(stuck)
+    ///     .handler_timeout(Duration::from_millis(10))
+    ///     .build()?;
+    /// spine.emit(Ping).await?;
+    /// let report = spine.run_until_idle().await?;
+    /// assert_eq!(report.failed, 1);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn handler_timeout(mut self, timeout: Duration) -> Self {
         self.dispatch.handler_timeout = Some(timeout);
         self
     }
 
     /// Called once for every failed handling that will not be retried (the last
-    /// attempt), e.g. for metrics.
+    /// attempt), e.g. for metrics. It runs on the spine's task: keep it short and do not
+    /// block.
+    ///
+    /// ```
+    /// # use necrostack::{organ, Event, Spine};
+    /// # use serde::{Deserialize, Serialize};
+    /// # #[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
+    /// # struct Ping;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), necrostack::Error> {
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    /// use std::sync::Arc;
+    /// use necrostack::FailureKind;
+    ///
+    /// #[organ(listens_to = Ping)]
+    /// fn refuse(_: &Ping) -> Result<(), std::io::Error> {
+    ///     Err(std::io::Error::other("no"))
+    /// }
+    ///
+    /// let failures = Arc::new(AtomicUsize::new(0));
+    /// let counted = Arc::clone(&failures);
+    /// let spine = Spine::builder()
+    ///     .organ(refuse)
+    ///     .on_failure(move |failure| {
+    ///         assert_eq!((failure.organ, failure.kind), ("refuse", FailureKind::Error));
+    ///         counted.fetch_add(1, Ordering::Relaxed);
+    ///     })
+    ///     .build()?;
+    /// spine.emit_all([Ping, Ping]).await?;
+    /// spine.run_until_idle().await?;
+    /// assert_eq!(failures.load(Ordering::Relaxed), 2);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn on_failure(mut self, hook: impl Fn(&Failure) + Send + Sync + 'static) -> Self {
         self.dispatch.on_failure = Some(Arc::new(hook));
         self
@@ -204,6 +484,18 @@ impl<B: Backend> SpineBuilder<B> {
 
     /// Makes [`run`](Spine::run) stop on Ctrl-C and SIGTERM, as a stop handle would
     /// (default: off, so that a library never takes over a program's signals).
+    ///
+    /// ```no_run
+    /// # #[tokio::main]
+    /// # async fn main() -> Result<(), necrostack::Error> {
+    /// use necrostack::Spine;
+    ///
+    /// let spine = Spine::builder().stop_on_signals(true).build()?;
+    /// let report = spine.run().await?; // until Ctrl-C or SIGTERM, then drains
+    /// println!("handled {} events", report.steps);
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn stop_on_signals(mut self, enabled: bool) -> Self {
         self.config.stop_on_signals = enabled;
         self
@@ -211,13 +503,33 @@ impl<B: Backend> SpineBuilder<B> {
 
     /// How long one pull waits for events while [`run`](Spine::run) is idle (default
     /// 1 s). Stopping does not wait for it.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use necrostack::Spine;
+    ///
+    /// let spine = Spine::builder().poll_interval(Duration::from_millis(200)).build()?;
+    /// # let _ = spine;
+    /// # Ok::<(), necrostack::Error>(())
+    /// ```
     pub fn poll_interval(mut self, interval: Duration) -> Self {
         self.config.poll_interval = interval;
         self
     }
 
-    /// Checks the configuration and builds the routing table.
-    pub fn build(self) -> Result<Spine<B>, crate::Error> {
+    /// Checks the configuration and builds the routing table. Fails with a
+    /// [`BuildError`] when two organs listen to different types with one event name, or
+    /// when [`concurrency`](Self::concurrency) or [`batch_size`](Self::batch_size) is 0.
+    ///
+    /// ```
+    /// use necrostack::error::{BuildError, Error};
+    /// use necrostack::Spine;
+    ///
+    /// let error = Spine::builder().batch_size(0).build().unwrap_err();
+    /// assert!(matches!(error, Error::Build(BuildError::Zero { setting: "batch_size" })));
+    /// # Ok::<(), necrostack::Error>(())
+    /// ```
+    pub fn build(self) -> Result<Spine<B>, Error> {
         if let Some(error) = self.routes.errors.first() {
             return Err(error.clone().into());
         }

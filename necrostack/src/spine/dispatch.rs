@@ -248,8 +248,8 @@ impl Progress {
         match result {
             Ok(emit) => {
                 let outcome = &mut self.outcome;
-                outcome.counts.handled += 1;
-                outcome.counts.emitted += emit.len() as u64;
+                outcome.counts.succeeded += 1;
+                outcome.counts.emitted += emit.len();
                 for emitted in emit.events {
                     outcome
                         .emitted
@@ -296,7 +296,7 @@ impl Progress {
         }
         if !reasons.is_empty() {
             let at = chrono::Utc::now();
-            outcome.counts.dead_lettered += reasons.len() as u64;
+            outcome.counts.dead_lettered += reasons.len();
             outcome
                 .dead_letters
                 .extend(reasons.into_iter().map(|reason| DeadLetter {

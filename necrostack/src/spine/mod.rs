@@ -3,6 +3,7 @@
 
 mod builder;
 mod dispatch;
+mod emit;
 mod report;
 mod routing;
 mod run_loop;
@@ -12,19 +13,21 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::Notify;
-use uuid::Uuid;
 
+/// Re-exported from [`crate::error`], where every error type lives.
+pub use crate::error::BuildError;
 pub use crate::policy::{Failure, FailureKind, FailurePolicy, RetryPolicy};
-pub use builder::{BuildError, SpineBuilder, DEFAULT_DEPTH_LIMIT, DEFAULT_MAX_STEPS};
+#[doc(hidden)]
+pub use builder::NotYetABackend;
+pub use builder::{DepthLimit, IntoBackend, SpineBuilder, DEFAULT_DEPTH_LIMIT, DEFAULT_MAX_STEPS};
+pub use emit::{Emitting, RootEvent, RootEvents};
 pub use report::RunReport;
 
 pub(crate) use dispatch::due_after;
 
 use crate::backend::memory::InMemoryBackend;
-use crate::backend::{Backend, Scheduled};
-use crate::envelope::{AnyEnvelope, Envelope};
+use crate::backend::Backend;
 use crate::error::Error;
-use crate::event::Event;
 use dispatch::Dispatch;
 use routing::RouteTable;
 
@@ -80,7 +83,7 @@ struct Inner<B> {
 
 #[derive(Debug)]
 struct Config {
-    max_steps: u64,
+    max_steps: usize,
     max_steps_explicit: bool,
     concurrency: usize,
     batch_size: usize,
@@ -109,79 +112,10 @@ impl Spine<InMemoryBackend> {
 }
 
 impl<B: Backend> Spine<B> {
-    /// Enqueues `event` as a root event and returns its id.
-    pub async fn emit<E: Event>(&self, event: E) -> Result<Uuid, Error> {
-        self.emit_envelope(Envelope::new(event)).await
-    }
-
-    /// Enqueues an envelope built beforehand (for example to know its id first).
-    pub async fn emit_envelope<E: Event>(&self, envelope: Envelope<E>) -> Result<Uuid, Error> {
-        let id = envelope.id();
-        self.inner.backend.enqueue(vec![envelope.into()]).await?;
-        Ok(id)
-    }
-
-    /// Enqueues many root events in one call to the backend, in order.
-    pub async fn emit_all<E: Event>(
-        &self,
-        events: impl IntoIterator<Item = E>,
-    ) -> Result<(), Error> {
-        let batch: Vec<AnyEnvelope> = events
-            .into_iter()
-            .map(|event| Envelope::new(event).into())
-            .collect();
-        self.inner.backend.enqueue(batch).await?;
-        Ok(())
-    }
-
-    /// Schedules `event` as a root event to be delivered `delay` from now (not before),
-    /// and returns its id. The backend keeps it until due: in memory a timer queue, on
-    /// Redis a sorted set beside the stream, so it survives restarts and is delivered by
-    /// whichever worker sees it due.
-    ///
-    /// ```
-    /// # use necrostack::{organ, Event, Spine};
-    /// # use serde::{Deserialize, Serialize};
-    /// # use std::time::Duration;
-    /// #[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
-    /// struct Reminder { text: String }
-    /// # #[organ(listens_to = Reminder)]
-    /// # fn remind(_: &Reminder) {}
-    /// # #[tokio::main(flavor = "current_thread")]
-    /// # async fn main() -> Result<(), necrostack::Error> {
-    /// let spine = Spine::builder().organ(remind).build()?;
-    /// spine.emit_after(Duration::from_millis(20), Reminder { text: "feed the cat".into() }).await?;
-    /// let report = spine.run_until_idle().await?; // waits for scheduled events too
-    /// assert_eq!(report.steps, 1);
-    /// # Ok(())
-    /// # }
-    /// ```
-    pub async fn emit_after<E: Event>(&self, delay: Duration, event: E) -> Result<Uuid, Error> {
-        let due = dispatch::due_after(chrono::Utc::now(), delay);
-        self.emit_at(due, event).await
-    }
-
-    /// Schedules `event` as a root event to be delivered at `due` (not before; at once if
-    /// `due` has passed), and returns its id. See [`emit_after`](Self::emit_after).
-    pub async fn emit_at<E: Event>(
-        &self,
-        due: chrono::DateTime<chrono::Utc>,
-        event: E,
-    ) -> Result<Uuid, Error> {
-        let envelope = Envelope::new(event);
-        let id = envelope.id();
-        let scheduled = Scheduled {
-            envelope: envelope.into(),
-            due,
-        };
-        self.inner.backend.schedule(vec![scheduled]).await?;
-        Ok(id)
-    }
-
     /// Handles events until the backend has nothing left and nothing is in flight, then
     /// returns what this run did. Events scheduled for later (retries, `emit_after`) count
-    /// as left: the run waits for them. Fails with
-    /// [`Error::MaxStepsExceeded`] after [`max_steps`](SpineBuilder::max_steps) events.
+    /// as left: the run waits for them. Fails with [`Error::MaxStepsExceeded`] after
+    /// [`max_steps`](SpineBuilder::max_steps) events (default 10 000).
     pub async fn run_until_idle(&self) -> Result<RunReport, Error> {
         self.drive(run_loop::Mode::UntilIdle).await
     }
@@ -189,6 +123,10 @@ impl<B: Backend> Spine<B> {
     /// Handles events until stopped by a [`StopHandle`] (or Ctrl-C/SIGTERM with
     /// [`stop_on_signals`](SpineBuilder::stop_on_signals)), then stops pulling, finishes
     /// the events in flight, gives back the ones pulled but not started, and returns.
+    ///
+    /// Not bounded by a step count unless [`max_steps`](SpineBuilder::max_steps) was
+    /// called on the builder: then it fails with [`Error::MaxStepsExceeded`] like
+    /// [`run_until_idle`](Spine::run_until_idle).
     pub async fn run(&self) -> Result<RunReport, Error> {
         self.drive(run_loop::Mode::Serve).await
     }

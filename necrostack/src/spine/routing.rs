@@ -8,9 +8,9 @@ use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
 
-use super::builder::BuildError;
 use super::dispatch::{self, Dispatch, Prepared};
 use crate::envelope::AnyEnvelope;
+use crate::error::BuildError;
 use crate::event::Event;
 use crate::organ::{DynOrgan, Organ, WithPolicy};
 use crate::policy::FailurePolicy;

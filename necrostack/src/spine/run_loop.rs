@@ -34,7 +34,7 @@ pub(super) enum Mode {
 /// Why the loop is winding down.
 enum Ending {
     Stopped,
-    MaxSteps(u64),
+    MaxSteps(usize),
     Failed(BackendError),
 }
 
@@ -54,7 +54,7 @@ struct Run<'s, B: Backend> {
     spine: &'s Spine<B>,
     mode: Mode,
     /// The step bound, if this run has one.
-    limit: Option<u64>,
+    limit: Option<usize>,
     /// Whether Ctrl-C/SIGTERM stop this run.
     signals: bool,
     report: RunReport,
@@ -280,10 +280,9 @@ impl<'s, B: Backend> Run<'s, B> {
         let inner = &*self.spine.inner;
         let config = &inner.config;
         let max = match self.limit {
-            Some(limit) => config.batch_size.min(
-                usize::try_from(limit.saturating_sub(self.report.steps).saturating_add(1))
-                    .unwrap_or(usize::MAX),
-            ),
+            Some(limit) => config
+                .batch_size
+                .min(limit.saturating_sub(self.report.steps).saturating_add(1)),
             None => config.batch_size,
         };
         let idle_here = in_flight.is_empty() && self.buffer.is_empty();

@@ -145,6 +145,26 @@ impl fmt::Display for RedisConfig {
 /// Builds a [`RedisBackend`](super::RedisBackend): start with
 /// [`RedisBackend::builder`](super::RedisBackend::builder), finish with
 /// [`build`](Self::build), which connects and creates the consumer group.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use necrostack::RedisBackend;
+///
+/// # async fn connect() -> Result<(), necrostack::BackendError> {
+/// let backend = RedisBackend::builder("rediss://worker:secret@redis.internal:6380")
+///     .key_prefix("staging:")                   // one Redis shared by environments
+///     .stream("orders")
+///     .group("billing")
+///     .consumer("billing-0")                    // stable (pod name): resumes its own entries
+///     .claim_idle(Duration::from_secs(120))     // longer than the slowest batch
+///     .max_deliveries(3)
+///     .max_len(1_000_000)                       // trim old entries (approximately)
+///     .build()
+///     .await?;
+/// assert_eq!(backend.config().stream_key(), "staging:orders");
+/// # Ok(())
+/// # }
+/// ```
 #[must_use = "a builder does nothing until `.build().await`"]
 #[derive(Debug, Clone)]
 pub struct RedisBackendBuilder {

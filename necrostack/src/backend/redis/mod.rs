@@ -21,8 +21,9 @@
 //!   duplicating output.
 //! * The delivery count of an entry is its [`Delivery::attempt`]; past `max_deliveries`
 //!   the entry goes to the dead-letter stream and is acknowledged. Entries that are not
-//!   a single `envelope` field, are larger than `max_payload_bytes` or do not decode go
-//!   there too, with the reason; the worker goes on.
+//!   a single `envelope` field (or `envelope` and `replayed_from`, written by a replay),
+//!   are larger than `max_payload_bytes` or do not decode go there too, with the reason;
+//!   the worker goes on.
 //! * While the backend holds entries (pulled, not yet completed), a heartbeat resets
 //!   their idle time every third of `claim_idle`, so a slow batch is not taken over by
 //!   another consumer while this one still works on it.
@@ -30,9 +31,13 @@
 //!   idle so that the next `XAUTOCLAIM` of any consumer takes them at once. As with the
 //!   in-memory backend, the next delivery of a released entry has the next `attempt`
 //!   (and counts toward `max_deliveries`).
+//! * [`RedisAdmin`] (from [`RedisBackendBuilder::build_admin`]) is the operator's side:
+//!   paged dead-letter listing, replay (one Lua script per entry), purge, and
+//!   [`stats`](RedisAdmin::stats); the `necrostack` command-line tool is built on it.
 //!
 //! See the crate README ("Running on Redis") for the guarantees in plain words.
 
+mod admin;
 mod config;
 mod connection;
 mod core;
@@ -44,10 +49,12 @@ mod heartbeat;
 mod producer;
 mod reader;
 mod receipt;
+mod replay;
 mod reply;
 mod schedule;
 mod script;
 mod secret;
+mod stats;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -56,6 +63,7 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+pub use self::admin::{AdminError, DeadLetterPage, DeadLetterQuery, PurgeOutcome, RedisAdmin};
 pub use self::config::{
     GroupStart, RedisBackendBuilder, RedisConfig, DEFAULT_BLOCK_TIME, DEFAULT_CLAIM_IDLE,
     DEFAULT_CLAIM_INTERVAL, DEFAULT_CONNECT_TIMEOUT, DEFAULT_GROUP, DEFAULT_MAX_DELIVERIES,
@@ -66,9 +74,11 @@ pub use self::dead_letter::{RedisDeadLetter, ORIGINAL_FIELD_PREFIX};
 pub use self::error::RedisBackendError;
 pub use self::health::{RedisHealth, RedisMetrics};
 pub use self::producer::RedisProducer;
-pub use self::reader::ENVELOPE_FIELD;
+pub use self::reader::{ENVELOPE_FIELD, REPLAYED_FROM_FIELD};
 pub use self::receipt::RedisReceipt;
+pub use self::replay::{ReplayOptions, ReplayOutcome};
 pub use self::secret::RedactedUrl;
+pub use self::stats::{ConsumerStats, GroupStats, PendingEntry, RedisStats, StreamStats};
 
 use self::core::Core;
 use self::dead_letter::{Fields, Source};

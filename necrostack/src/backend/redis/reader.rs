@@ -24,6 +24,10 @@ type Fields = Vec<(Vec<u8>, Vec<u8>)>;
 /// The one field of a stream entry written by this backend.
 pub const ENVELOPE_FIELD: &str = "envelope";
 
+/// The second field of an entry put back from the dead-letter stream by a replay: the id
+/// of the dead letter it came from. The only field accepted besides the envelope.
+pub const REPLAYED_FROM_FIELD: &str = "replayed_from";
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Origin {
     /// This consumer's own pending entries.
@@ -191,22 +195,36 @@ fn decode(fields: &[(Vec<u8>, Vec<u8>)], max_bytes: usize) -> Result<AnyEnvelope
             limit: max_bytes,
         });
     }
-    match fields {
-        [(name, value)] if name == ENVELOPE_FIELD.as_bytes() => AnyEnvelope::from_json(value)
-            .map_err(|error| EntryProblem::Undecodable {
-                error: error.to_string(),
-            }),
-        _ => {
+    match envelope_of(fields) {
+        Some(value) => AnyEnvelope::from_json(value).map_err(|error| EntryProblem::Undecodable {
+            error: error.to_string(),
+        }),
+        None => {
             let names: Vec<String> = fields
                 .iter()
                 .map(|(k, _)| format!("{:?}", String::from_utf8_lossy(k)))
                 .collect();
             Err(EntryProblem::WrongFields {
                 detail: format!(
-                    "expected exactly one field \"{ENVELOPE_FIELD}\", found [{}]",
+                    "expected exactly one field \"{ENVELOPE_FIELD}\" (or it and \"{REPLAYED_FROM_FIELD}\"), found [{}]",
                     names.join(", ")
                 ),
             })
         }
+    }
+}
+
+/// The envelope of an entry that has exactly the field `envelope`, or `envelope` and
+/// `replayed_from` (in either order); `None` for any other set of fields.
+pub(crate) fn envelope_of(fields: &[(Vec<u8>, Vec<u8>)]) -> Option<&[u8]> {
+    let is = |name: &[u8], expected: &str| name == expected.as_bytes();
+    match fields {
+        [(name, value)] if is(name, ENVELOPE_FIELD) => Some(value),
+        [(a, value), (b, _)] | [(b, _), (a, value)]
+            if is(a, ENVELOPE_FIELD) && is(b, REPLAYED_FROM_FIELD) =>
+        {
+            Some(value)
+        }
+        _ => None,
     }
 }

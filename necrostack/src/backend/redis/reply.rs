@@ -22,7 +22,7 @@ fn bytes(value: &Value) -> Option<&[u8]> {
     }
 }
 
-fn text(value: &Value) -> Option<String> {
+pub(crate) fn text(value: &Value) -> Option<String> {
     bytes(value).and_then(|b| std::str::from_utf8(b).ok().map(str::to_owned))
 }
 
@@ -34,7 +34,7 @@ fn int(value: &Value) -> Option<i64> {
 }
 
 /// The items of an array-like reply (RESP2 arrays, RESP3 sets and maps flattened).
-fn items(value: &Value) -> Option<Vec<&Value>> {
+pub(crate) fn items(value: &Value) -> Option<Vec<&Value>> {
     match value {
         Value::Array(items) | Value::Set(items) => Some(items.iter().collect()),
         Value::Map(pairs) => Some(pairs.iter().flat_map(|(k, v)| [k, v]).collect()),
@@ -44,7 +44,7 @@ fn items(value: &Value) -> Option<Vec<&Value>> {
 }
 
 /// `[[id, [field, value, ...] | nil], ...]`
-fn entries(value: &Value) -> Result<Vec<RawEntry>, String> {
+pub(crate) fn entries(value: &Value) -> Result<Vec<RawEntry>, String> {
     let list = items(value).ok_or("entries are not a list")?;
     let mut out = Vec::with_capacity(list.len());
     for entry in list {

@@ -1,0 +1,21 @@
+//! `testing::call` takes the event by value.
+
+use necrostack::{organ, testing, Event};
+use serde::{Deserialize, Serialize};
+
+#[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
+struct Ping;
+
+#[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
+struct Pong;
+
+#[organ(listens_to = Ping)]
+fn answer(_: &Ping) -> Pong {
+    Pong
+}
+
+#[tokio::main]
+async fn main() -> Result<(), necrostack::Error> {
+    let _ = testing::call(&answer, &Ping).await;
+    Ok(())
+}

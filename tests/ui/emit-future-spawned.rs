@@ -1,0 +1,22 @@
+//! The future `emit` returns borrows the spine: spawn `async move { spine.emit(..).await }` with a clone instead.
+
+use necrostack::{organ, Event, Spine};
+use serde::{Deserialize, Serialize};
+
+#[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
+struct Ping;
+
+#[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
+struct Pong;
+
+#[organ(listens_to = Ping)]
+fn answer(_: &Ping) -> Pong {
+    Pong
+}
+
+#[tokio::main]
+async fn main() -> Result<(), necrostack::Error> {
+    let spine = Spine::builder().organ(answer).build()?;
+    let _task = tokio::spawn(spine.emit(Ping));
+    Ok(())
+}

@@ -1,0 +1,14 @@
+//! A string is not an event: `emit` says what is.
+
+use necrostack::{Event, Spine};
+use serde::{Deserialize, Serialize};
+
+#[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
+struct Ping;
+
+#[tokio::main]
+async fn main() -> Result<(), necrostack::Error> {
+    let spine = Spine::builder().build()?;
+    spine.emit("PING").await?;
+    Ok(())
+}

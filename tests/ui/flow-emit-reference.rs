@@ -1,0 +1,21 @@
+//! `Flow::emit` takes the event by value, with the same message as `Spine::emit`.
+
+use necrostack::{organ, testing, Event};
+use serde::{Deserialize, Serialize};
+
+#[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
+struct Ping;
+
+#[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
+struct Pong;
+
+#[organ(listens_to = Ping)]
+fn answer(_: &Ping) -> Pong {
+    Pong
+}
+
+#[tokio::main]
+async fn main() -> Result<(), necrostack::Error> {
+    let _outcome = testing::Flow::new().organ(answer).emit(&Ping).run().await?;
+    Ok(())
+}

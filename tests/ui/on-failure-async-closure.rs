@@ -1,0 +1,24 @@
+//! The failure hook is a plain function: it cannot be awaited.
+
+use necrostack::{organ, Event, Spine};
+use serde::{Deserialize, Serialize};
+
+#[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
+struct Ping;
+
+#[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
+struct Pong;
+
+#[organ(listens_to = Ping)]
+fn answer(_: &Ping) -> Pong {
+    Pong
+}
+
+#[tokio::main]
+async fn main() -> Result<(), necrostack::Error> {
+    let _spine = Spine::builder()
+        .organ(answer)
+        .on_failure(|failure| async move { println!("{failure:?}") })
+        .build()?;
+    Ok(())
+}

@@ -1,0 +1,21 @@
+//! `order_key` is for an event type.
+
+use necrostack::{organ, Event, Spine};
+use serde::{Deserialize, Serialize};
+
+#[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
+struct Ping;
+
+#[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
+struct Pong;
+
+#[organ(listens_to = Ping)]
+fn answer(_: &Ping) -> Pong {
+    Pong
+}
+
+#[tokio::main]
+async fn main() -> Result<(), necrostack::Error> {
+    let _spine = Spine::builder().organ(answer).order_key(|name: &String| name.len()).build()?;
+    Ok(())
+}

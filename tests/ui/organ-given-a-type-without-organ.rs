@@ -1,0 +1,23 @@
+//! A type without `#[organ]` is not an organ.
+
+use necrostack::{organ, Event, Spine};
+use serde::{Deserialize, Serialize};
+
+#[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
+struct Ping;
+
+#[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
+struct Pong;
+
+#[organ(listens_to = Ping)]
+fn answer(_: &Ping) -> Pong {
+    Pong
+}
+
+struct Scribe;
+
+#[tokio::main]
+async fn main() -> Result<(), necrostack::Error> {
+    let _spine = Spine::builder().organ(Scribe).build()?;
+    Ok(())
+}

@@ -94,7 +94,7 @@ pub(crate) async fn request(
                 }
             }
             Some(StatusCode::IDLE_HEARTBEAT) => {}
-            Some(StatusCode::NOT_FOUND) | Some(StatusCode::TIMEOUT) => break,
+            Some(StatusCode::NOT_FOUND | StatusCode::TIMEOUT) => break,
             Some(StatusCode::NO_RESPONDERS) => return Err(no_responders(core).await),
             Some(status) => {
                 let text = message.description.unwrap_or_default();

@@ -27,13 +27,16 @@
 //! cargo run --example notification_pipeline -- --count 500 --seed 7 --json
 //! cargo run --example notification_pipeline -- --file requests.json  # or .csv
 //! cargo run --example notification_pipeline -- --redis redis://127.0.0.1:6379
+//! cargo run --example notification_pipeline -- --nats nats://127.0.0.1:4222
 //! ```
 //!
 //! With `--redis URL` the same flow runs on a Redis stream (a fresh stream
 //! `notification_pipeline:<uuid>` per run unless `--stream NAME` is given, so a rerun
 //! never sees the events of an earlier one); dead letters then go to its `:dlq` stream.
-//! Both are deleted at the end unless `--keep`. A file is read while the spine runs,
-//! into a bounded queue, so its length does not decide the memory used.
+//! Both are deleted at the end unless `--keep`. With `--nats URL` it runs on NATS
+//! JetStream instead, on a fresh stream `NOTIFICATION_PIPELINE_<uuid>` (memory storage),
+//! deleted at the end with its scheduled and dead-letter streams. A file is read while
+//! the spine runs, into a bounded queue, so its length does not decide the memory used.
 
 mod audit;
 #[path = "../support/cli.rs"]
@@ -46,6 +49,8 @@ mod file_input;
 mod input;
 #[path = "../support/logs.rs"]
 mod logs;
+#[path = "../support/nats_backend.rs"]
+mod nats_backend;
 mod organs;
 #[path = "../support/progress.rs"]
 mod progress;
@@ -68,6 +73,7 @@ use serde_json::json;
 use audit::*;
 use events::*;
 use file_input::{Feed, InputError, Source};
+use nats_backend::NatsArgs;
 use organs::{EmailSender, FailureModel, PushSender, SmsSender};
 use progress::Progress;
 use redis_backend::RedisArgs;
@@ -115,6 +121,8 @@ struct Args {
     quiet: bool,
     #[command(flatten)]
     redis: RedisArgs,
+    #[command(flatten)]
+    nats: NatsArgs,
 }
 
 /// A run that failed: the input (exit 2) or the spine (exit 1).
@@ -151,8 +159,14 @@ struct Summary {
     dead_letters: usize,
 }
 
-/// Runs the flow in memory, or on Redis with `--redis`.
+/// Runs the flow in memory, on Redis with `--redis`, or on NATS with `--nats`.
 async fn run(args: &Args) -> Result<(), RunError> {
+    if let Some(url) = &args.nats.nats {
+        let backend = nats_backend::connect("notification_pipeline", url).await?;
+        let result = run_on(backend.clone(), args).await;
+        nats_backend::clean_up(&backend, url).await;
+        return result;
+    }
     match &args.redis.redis {
         None => run_on(InMemoryBackend::bounded(QUEUE), args).await,
         Some(url) => {

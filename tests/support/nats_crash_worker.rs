@@ -81,6 +81,7 @@ async fn run(
         .max_wait(Duration::from_millis(200))
         .max_deliveries(50)
         .reconnect_timeout(Duration::from_secs(20))
+        .response_timeout(Duration::from_secs(1))
         .build()
         .await?;
     let spine = Spine::builder()

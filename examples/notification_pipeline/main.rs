@@ -91,6 +91,7 @@ const QUEUE: usize = 4096;
 /// by three senders that sometimes fail (retried, then dead-lettered), and audited.
 #[derive(Debug, Parser)]
 #[command(name = "notification_pipeline", version)]
+#[command(group = clap::ArgGroup::new("backend").args(["redis", "nats"]))]
 struct Args {
     /// Read requests from PATH: JSON {"notifications": [...]} or CSV with at least the
     /// columns id,recipient,channels,template [default: --count generated requests]

@@ -4,11 +4,12 @@
 
 use necrostack::{NatsBackend, Uuid};
 
-/// The NATS option, flattened into an example's command line.
+/// The NATS option, flattened into an example's command line (an example that also takes
+/// `--redis` makes the two exclusive with an argument group).
 #[derive(Debug, Clone, clap::Args)]
 pub struct NatsArgs {
     /// Run the flow on NATS JetStream at URL (e.g. nats://127.0.0.1:4222) instead of in memory
-    #[arg(long, value_name = "URL", conflicts_with = "redis")]
+    #[arg(long, value_name = "URL")]
     pub nats: Option<String>,
 }
 

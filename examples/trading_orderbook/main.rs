@@ -94,6 +94,7 @@ const KEEP_LINES: u64 = 1000;
 /// trades settled and risk-checked, and every event audited.
 #[derive(Debug, Parser)]
 #[command(name = "trading_orderbook", version)]
+#[command(group = clap::ArgGroup::new("backend").args(["redis", "nats"]))]
 struct Args {
     /// Read orders from PATH: JSON {"orders": [...]} or CSV with the header
     /// trader_id,symbol,side,order_type,quantity,price [default: a built-in sample]

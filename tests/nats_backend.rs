@@ -373,3 +373,28 @@ async fn credentials_never_show_in_errors_or_debug() {
     let token = NatsBackend::builder(format!("nats://s3cr3tt0ken@127.0.0.1:{port}"));
     assert!(!format!("{:?}", token.config()).contains("s3cr3tt0ken"));
 }
+
+/// An existing stream that does not take the backend's subject is a clear error at
+/// `build`, not a publish that waits for the reconnect timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_existing_stream_with_other_subjects_is_refused() {
+    let Some(server) = nats_server::NatsServer::start() else {
+        return;
+    };
+    let client = async_nats::connect(server.url()).await.unwrap();
+    let js = async_nats::jetstream::new(client);
+    js.create_stream(async_nats::jetstream::stream::Config {
+        name: "THEIRS".to_owned(),
+        subjects: vec!["somebody.else".to_owned()],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let started = Instant::now();
+    let error = builder(&server, "THEIRS")
+        .build()
+        .await
+        .expect_err("the stream does not take necrostack.THEIRS");
+    assert!(error.to_string().contains("somebody.else"), "{error}");
+    assert!(started.elapsed() < Duration::from_secs(3));
+}

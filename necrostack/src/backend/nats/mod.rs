@@ -300,11 +300,15 @@ impl NatsBackend {
         Ok(json)
     }
 
-    /// Gives messages back with a negative ack, in order.
+    /// Gives messages back with a negative ack, sent in order, confirmations awaited
+    /// together.
     async fn give_back(&self, replies: Vec<async_nats::Subject>) -> Result<(), BackendError> {
         Counters::add(&self.core.counters.released, replies.len() as u64);
-        for reply in replies {
-            self.core.ack(&reply, "-NAK").await?;
+        for chunk in replies.chunks(256) {
+            let naks = chunk.iter().map(|reply| self.core.ack(reply, "-NAK"));
+            for result in futures_util::future::join_all(naks).await {
+                result?;
+            }
         }
         Ok(())
     }

@@ -52,20 +52,35 @@ pub(crate) async fn streams(core: &Core) -> Result<(), NatsBackendError> {
     };
     for config in [events, scheduled, dead] {
         let name = config.name.clone();
-        core.retrying("create stream", || {
-            let config = config.clone();
-            async move {
-                core.js
-                    .get_or_create_stream(config)
-                    .await
-                    .map(drop)
-                    .map_err(|error| classify(core, "create stream", &error))
-            }
-        })
-        .await?;
+        let wanted = config.subjects.clone();
+        let subjects = core
+            .retrying("create stream", || {
+                let config = config.clone();
+                async move {
+                    core.js
+                        .get_or_create_stream(config)
+                        .await
+                        .map(|stream| stream.cached_info().config.subjects.clone())
+                        .map_err(|error| classify(core, "create stream", &error))
+                }
+            })
+            .await?;
+        check_subjects(&name, &wanted, &subjects)?;
         tracing::debug!(stream = %name, "NATS stream ready");
     }
     Ok(())
+}
+
+/// An existing stream must take the subjects this backend publishes to, or every publish
+/// would wait for a responder until the reconnect timeout.
+fn check_subjects(stream: &str, wanted: &[String], has: &[String]) -> Result<(), NatsBackendError> {
+    let missing: Vec<&String> = wanted.iter().filter(|s| !has.contains(s)).collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(NatsBackendError::Config(format!(
+        "the existing stream {stream} has the subjects {has:?}, not {missing:?}: set `.subject(...)` to match it, or use another stream name"
+    )))
 }
 
 /// Creates the durable consumer and the mover's consumer if missing; returns the

@@ -7,6 +7,7 @@
 //! Every message is checked before the spine sees it: past `max_deliveries`, oversize or
 //! not an envelope, it goes to the dead-letter stream and is terminated.
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,6 +26,9 @@ use crate::envelope::AnyEnvelope;
 
 /// Waits shorter than this are not worth a waiting request.
 const MIN_WAIT: Duration = Duration::from_millis(10);
+/// How often a waiting pull request checks that its connection is still the one it was
+/// sent on.
+const CONNECTION_CHECK: Duration = Duration::from_millis(100);
 
 /// A message from a pull request, with what its ack subject says.
 pub(crate) struct Raw {
@@ -74,18 +78,37 @@ pub(crate) async fn request(
         .await
         .map_err(|error| Failure::Transient(core.scrub(&error)))?;
     let deadline = Instant::now() + expires.unwrap_or_default() + core.config.response_timeout;
+    let statistics = core.client.statistics();
+    let connects = statistics.connects.load(Ordering::Relaxed);
     let mut out = Vec::new();
     while out.len() < batch {
-        let next = tokio::time::timeout_at(deadline, subscription.next()).await;
-        let message = match next {
-            Ok(Some(message)) => message,
-            Ok(None) => break,
-            Err(_) if out.is_empty() => {
+        let now = Instant::now();
+        if now >= deadline {
+            if out.is_empty() {
                 return Err(Failure::Transient(
                     "no answer to a pull request in time".to_owned(),
-                ))
+                ));
             }
-            Err(_) => break,
+            break;
+        }
+        let check = (now + CONNECTION_CHECK).min(deadline);
+        let message = match tokio::time::timeout_at(check, subscription.next()).await {
+            Ok(Some(message)) => message,
+            Ok(None) => break,
+            Err(_) => {
+                // A request sent before the connection was lost (or to a server that
+                // restarted) will not be answered: stop waiting for it.
+                let reconnected = statistics.connects.load(Ordering::Relaxed) != connects;
+                if !core.connected() || reconnected {
+                    if out.is_empty() {
+                        return Err(Failure::Transient(
+                            "the connection was lost during a pull request".to_owned(),
+                        ));
+                    }
+                    break;
+                }
+                continue;
+            }
         };
         match message.status {
             None | Some(StatusCode::OK) => {

@@ -96,6 +96,9 @@ struct Args {
     /// Show no progress bar (it shows on a terminal when a run takes over 2 s)
     #[arg(long, short)]
     quiet: bool,
+    /// Print the flow as a Mermaid flowchart (organs, the event types between them) and exit
+    #[arg(long)]
+    topology: bool,
     #[command(flatten)]
     nats: NatsArgs,
 }
@@ -354,6 +357,8 @@ async fn submit<B: Backend>(
 async fn run(args: &Args) -> Result<String, RunError> {
     match &args.nats.nats {
         None => run_on(InMemoryBackend::bounded(QUEUE), args).await,
+        // The flow's picture needs no broker.
+        Some(_) if args.topology => run_on(InMemoryBackend::bounded(QUEUE), args).await,
         Some(url) => {
             let backend = nats_backend::connect("etl", url).await?;
             let result = run_on(backend.clone(), args).await;
@@ -384,6 +389,9 @@ async fn run_on<B: Backend>(backend: B, args: &Args) -> Result<String, RunError>
         // The input's length is not known up front; the depth limit still stops loops.
         .max_steps(usize::MAX)
         .build()?;
+    if args.topology {
+        return Ok(spine.topology().to_mermaid());
+    }
     let feed = file_input::spawn(source, SHAPE);
     let progress = Arc::new(Progress::new(args.quiet, feed.size, "bytes"));
     let submitting = submit(

@@ -7,6 +7,8 @@
 //! cargo run --example redis_workers                # 3 workers, 12 orders, redis://127.0.0.1:6379
 //! cargo run --example redis_workers -- --redis redis://127.0.0.1:6380 --workers 5 --orders 40
 //! REDIS_URL=rediss://:password@host:6380 cargo run --example redis_workers
+//! # Prometheus metrics on http://127.0.0.1:9898/metrics, served until Ctrl-C:
+//! cargo run --features metrics --example redis_workers -- --metrics-addr 127.0.0.1:9898 --serve
 //! ```
 //!
 //! Each run uses a stream of its own, so old entries never mix in, and deletes it (and its
@@ -20,8 +22,12 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use clap::{value_parser, Parser};
-use necrostack::{organ, Backend, Envelope, Event, RedisBackend, Spine};
+use std::net::SocketAddr;
+
+use clap::{value_parser, CommandFactory, Parser};
+use necrostack::{
+    organ, Backend, Envelope, Event, FailurePolicy, RedisBackend, RetryPolicy, Spine, SpineBuilder,
+};
 use serde::{Deserialize, Serialize};
 
 #[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
@@ -129,20 +135,73 @@ struct Args {
     #[arg(long, value_name = "S", default_value_t = 30,
           value_parser = value_parser!(u64).range(1..=3600))]
     timeout_secs: u64,
+    /// Serve Prometheus metrics on http://ADDR/metrics while the workers run (needs the
+    /// `metrics` feature: `cargo run --features metrics --example redis_workers`)
+    #[arg(long, value_name = "ADDR")]
+    metrics_addr: Option<SocketAddr>,
+    /// Keep serving the metrics after the work is done, until Ctrl-C
+    #[arg(long, requires = "metrics_addr")]
+    serve: bool,
+    /// Print the flow as a Mermaid flowchart (organs, the event types between them) and exit
+    #[arg(long)]
+    topology: bool,
 }
 
 #[tokio::main]
 async fn main() {
     logs::init();
     let args = Args::parse();
+    if let Some(addr) = args.metrics_addr {
+        serve_metrics(addr);
+    }
     if let Err(error) = run(args).await {
         eprintln!("redis_workers: {error}");
         std::process::exit(1);
     }
 }
 
+/// Installs the Prometheus exporter: the library records through the `metrics` facade,
+/// this program chooses where the numbers go.
+fn serve_metrics(addr: SocketAddr) {
+    if !cfg!(feature = "metrics") {
+        Args::command()
+            .error(
+                clap::error::ErrorKind::ArgumentConflict,
+                "--metrics-addr needs the `metrics` feature: `cargo run --features metrics --example redis_workers -- --metrics-addr ADDR`",
+            )
+            .exit();
+    }
+    if let Err(error) = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .with_http_listener(addr)
+        .install()
+    {
+        eprintln!("redis_workers: cannot serve metrics on {addr}: {error}");
+        std::process::exit(1);
+    }
+    println!("metrics   | serving http://{addr}/metrics");
+}
+
+/// A worker's organs, registered on `builder`.
+fn organs<B: Backend>(builder: SpineBuilder<B>, worker: &str, ledger: &Ledger) -> SpineBuilder<B> {
+    builder
+        .organ(Billing {
+            worker: worker.to_owned(),
+            ledger: Arc::clone(ledger),
+        })
+        .organ(Archive {
+            worker: worker.to_owned(),
+            ledger: Arc::clone(ledger),
+        })
+}
+
 async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let ledger: Ledger = Arc::default();
+    if args.topology {
+        // The picture needs no Redis: the organs are the same on every backend.
+        let spine = organs(Spine::builder(), "worker", &ledger).build()?;
+        print!("{}", spine.topology().to_mermaid());
+        return Ok(());
+    }
     let stream = args.stream.clone().unwrap_or_else(|| {
         format!(
             "necrostack:redis_workers:{}-{}",
@@ -164,16 +223,11 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     for i in 0..args.workers {
         let name = format!("worker-{i}");
         let backend = backend(name.clone()).await?;
-        let spine = Spine::builder()
-            .organ(Billing {
-                worker: name.clone(),
-                ledger: Arc::clone(&ledger),
-            })
-            .organ(Archive {
-                worker: name.clone(),
-                ledger: Arc::clone(&ledger),
-            })
+        let spine = organs(Spine::builder(), &name, &ledger)
             .backend(backend.clone())
+            // A failed billing is retried later, by any worker, then dead-lettered:
+            // on Redis, the policy to copy (the default would acknowledge a failure).
+            .failure_policy(FailurePolicy::Retry(RetryPolicy::new(5)))
             .batch_size(2) // small batches spread a short demo over every worker
             .poll_interval(Duration::from_millis(200))
             .build()?;
@@ -182,15 +236,21 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         workers.push((name, backend, stop, task));
     }
 
-    // The producer: a spine without organs only emits.
-    let producer_backend = backend("producer".to_owned()).await?;
-    let producer = Spine::builder().backend(producer_backend.clone()).build()?;
-    producer
-        .emit_all((1..=args.orders).map(|order| OrderPlaced {
+    // The producer only writes: no spine, no consumer group of its own.
+    let producer = RedisBackend::builder(args.url.clone())
+        .stream(stream.clone())
+        .build_producer()
+        .await?;
+    let orders = (1..=args.orders).map(|order| {
+        Envelope::new(OrderPlaced {
             order,
             amount_cents: 1_000 + u64::from(order) * 250,
-        }))
-        .await?;
+        })
+        .into()
+    });
+    producer.enqueue(orders.collect()).await?;
+    // A worker's backend, to watch the group's progress.
+    let watcher = backend("watcher".to_owned()).await?;
     println!(
         "producer  | placed {} orders on stream {}",
         args.orders, stream
@@ -206,7 +266,7 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             .values()
             .map(Vec::len)
             .sum();
-        let health = producer_backend.health().await?;
+        let health = watcher.health().await?;
         if handled >= expected && health.pending == 0 && health.lag == Some(0) {
             break;
         }
@@ -233,15 +293,21 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     for (worker, lines) in ledger.lock().unwrap_or_else(|e| e.into_inner()).iter() {
         println!("{worker} handled {}: {}", lines.len(), lines.join("; "));
     }
-    let health = producer_backend.health().await?;
+    let health = watcher.health().await?;
     println!(
         "stream {}: {} entries, {} pending, {} dead letters, ping {:?}",
         stream, health.stream_length, health.pending, health.dead_letters, health.ping
     );
-    producer_backend.close().await?;
+    watcher.close().await?;
     if args.stream.is_none() && !args.keep {
-        delete_streams(&args.url, &producer_backend).await?;
+        delete_streams(&args.url, &watcher).await?;
         println!("stream {stream} and its dead letters deleted (--keep leaves them)");
+    }
+    if args.serve {
+        if let Some(addr) = args.metrics_addr {
+            println!("metrics   | work done; still serving http://{addr}/metrics until Ctrl-C");
+        }
+        tokio::signal::ctrl_c().await?;
     }
     Ok(())
 }
@@ -253,7 +319,11 @@ async fn delete_streams(url: &str, backend: &RedisBackend) -> redis::RedisResult
         .get_multiplexed_async_connection()
         .await?;
     redis::cmd("DEL")
-        .arg(&[config.stream_key(), config.dead_letter_key()])
+        .arg(&[
+            config.stream_key(),
+            config.dead_letter_key(),
+            config.scheduled_key(),
+        ])
         .query_async::<u64>(&mut connection)
         .await?;
     Ok(())

@@ -12,6 +12,7 @@
 //! cargo run --example seance                     # summons Ada
 //! cargo run --example seance -- Ada Grace Alan   # one ritual per spirit
 //! cargo run --example seance -- --help           # the options
+//! cargo run --example seance -- --topology       # the flow as a Mermaid flowchart
 //! NECROSTACK_LOG=json cargo run --example seance # logs as JSON lines on stderr
 //! cargo run --example seance -- --nats nats://127.0.0.1:4222   # the same on NATS JetStream
 //! ```
@@ -26,7 +27,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use clap::Parser;
 use nats_backend::NatsArgs;
 use necrostack::{
-    organ, Backend, Emit, Envelope, Event, Handling, Organ, Spine, SpineBuilder, Uuid,
+    organ, Backend, Emit, Emits, Envelope, Event, Handling, Organ, Spine, SpineBuilder, Uuid,
 };
 use serde::{Deserialize, Serialize};
 
@@ -77,8 +78,9 @@ async fn speak(event: Envelope<SpiritAppeared>) -> Result<AnswerGenerated, std::
     })
 }
 
-/// Returns `Emit`, which may hold events of several types.
-#[organ(listens_to = AnswerGenerated)]
+/// Returns `Emit`, which may hold events of several types; `emits` lists the ones it
+/// holds, for the picture of the flow (`--topology`).
+#[organ(listens_to = AnswerGenerated, emits = [OmenRevealed])]
 fn interpret(answer: &AnswerGenerated) -> Emit {
     Emit::new().with(OmenRevealed {
         omen: format!("{} whispers: {}", answer.spirit, answer.answer),
@@ -127,6 +129,11 @@ impl<O: Organ> Organ for Traced<O> {
         );
         self.0.call(event)
     }
+
+    /// What the wrapped organ emits, so that the picture of the flow stays the same.
+    fn emits() -> Emits {
+        O::emits()
+    }
 }
 
 /// One line of the trace table.
@@ -151,6 +158,9 @@ struct Args {
     /// Print only the omens and the summary, not each event as it flows
     #[arg(long, short)]
     quiet: bool,
+    /// Print the flow as a Mermaid flowchart (organs, the event types between them) and exit
+    #[arg(long)]
+    topology: bool,
     #[command(flatten)]
     nats: NatsArgs,
 }
@@ -163,7 +173,9 @@ async fn main() -> Result<(), necrostack::Error> {
         args.spirits.push("Ada".to_owned());
     }
     match args.nats.nats.clone() {
+        // The flow's picture needs no broker.
         None => seance(Spine::builder(), args).await,
+        Some(_) if args.topology => seance(Spine::builder(), args).await,
         Some(url) => {
             let backend = nats_backend::connect("seance", &url).await?;
             let result = seance(Spine::builder().backend(backend.clone()), args).await;
@@ -183,7 +195,9 @@ async fn seance<B: Backend>(builder: SpineBuilder<B>, args: Args) -> Result<(), 
             .organ(Scribe::default())
             .build()?
     } else {
-        row("event", "id", "depth", "caused by", "handled by");
+        if !args.topology {
+            row("event", "id", "depth", "caused by", "handled by");
+        }
         builder
             .organ(Traced(summon))
             .organ(Traced(speak))
@@ -191,6 +205,10 @@ async fn seance<B: Backend>(builder: SpineBuilder<B>, args: Args) -> Result<(), 
             .organ(Traced(Scribe::default()))
             .build()?
     };
+    if args.topology {
+        print!("{}", spine.topology().to_mermaid());
+        return Ok(());
+    }
     for spirit in args.spirits {
         spine.emit(SummonRitual { spirit }).await?;
     }

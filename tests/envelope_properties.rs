@@ -578,3 +578,35 @@ fn any_envelope_debug_says_when_the_payload_cannot_be_written() {
     );
     assert!(envelope.to_json().is_err());
 }
+
+#[test]
+fn any_envelope_accessors_read_the_metadata() {
+    let wire = other_wire();
+    let typed = Envelope::<Other>::from_json_value(wire.clone()).unwrap();
+    for erased in [
+        AnyEnvelope::from_json_value(wire).unwrap(),
+        AnyEnvelope::from(typed),
+    ] {
+        assert_eq!(
+            erased.id().to_string(),
+            "0190f1b2-3c4d-7e5f-8a9b-0c1d2e3f4a5b"
+        );
+        assert_eq!(
+            erased.timestamp().to_rfc3339(),
+            "2024-05-06T07:08:09.123456789+00:00"
+        );
+        assert_eq!(erased.event_type(), "OTHER");
+        assert_eq!(
+            erased.correlation_id().to_string(),
+            "67e55044-10b1-426f-9247-bb680e5fe0c8"
+        );
+        assert_eq!(
+            erased.causation_id().map(|id| id.to_string()).as_deref(),
+            Some("c232ab00-9414-11ec-b3c8-9f6bdeced846")
+        );
+        assert_eq!(erased.depth(), 2);
+    }
+    let root = AnyEnvelope::from(Envelope::new(Other { text: "r".into() }));
+    assert_eq!(root.correlation_id(), root.id());
+    assert_eq!(root.causation_id(), None);
+}

@@ -7,7 +7,7 @@ mod probes;
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use necrostack::backend::{BackendError, Completion};
+use necrostack::backend::{BackendError, Completion, DeadLetter, DeadLetterReason};
 use necrostack::{Backend, Envelope, InMemoryBackend};
 use probes::{runtime, A};
 use proptest::prelude::*;
@@ -232,5 +232,58 @@ fn is_empty_follows_the_queue() {
         backend.complete((), completion).await.unwrap();
         assert!(!backend.is_empty());
         drop(second);
+    });
+}
+
+#[test]
+fn debug_shows_pending_capacity_dead_letters_and_closed() {
+    runtime().block_on(async {
+        let backend = InMemoryBackend::bounded(5);
+        backend
+            .enqueue(vec![Envelope::new(A(1)).into(), Envelope::new(A(2)).into()])
+            .await
+            .unwrap();
+        assert_eq!(
+            format!("{backend:?}"),
+            "InMemoryBackend { pending: 2, scheduled: 0, capacity: Some(5), dead_letters: 0, closed: false }"
+        );
+        backend.close().await.unwrap();
+        assert_eq!(
+            format!("{:?}", InMemoryBackend::new()),
+            "InMemoryBackend { pending: 0, scheduled: 0, capacity: None, dead_letters: 0, closed: false }"
+        );
+        assert_eq!(
+            format!("{backend:?}"),
+            "InMemoryBackend { pending: 0, scheduled: 0, capacity: Some(5), dead_letters: 0, closed: true }"
+        );
+    });
+}
+
+#[test]
+fn take_dead_letters_returns_them_once_and_dead_letters_keeps_them() {
+    runtime().block_on(async {
+        let backend = InMemoryBackend::new();
+        let letter = |n| DeadLetter {
+            envelope: Envelope::new(A(n)).into(),
+            reason: DeadLetterReason::Undecodable {
+                error: format!("test {n}"),
+            },
+            at: chrono::Utc::now(),
+        };
+        let completion = Completion {
+            dead_letters: vec![letter(1), letter(2)],
+            ..Completion::default()
+        };
+        backend.complete((), completion).await.unwrap();
+        assert_eq!(backend.dead_letters().len(), 2);
+        assert_eq!(backend.dead_letters().len(), 2, "reading does not remove");
+        let taken = backend.take_dead_letters();
+        let seqs: Vec<u32> = taken
+            .iter()
+            .map(|d| d.envelope.downcast_ref::<A>().unwrap().0)
+            .collect();
+        assert_eq!(seqs, [1, 2], "oldest first");
+        assert!(backend.take_dead_letters().is_empty());
+        assert!(backend.dead_letters().is_empty());
     });
 }

@@ -62,3 +62,69 @@ fn redis_workers_example_runs() {
         "{stdout}"
     );
 }
+
+/// `--metrics-addr` serves Prometheus text while the workers run; `--serve` keeps it up
+/// after the work, until Ctrl-C (SIGINT), and the program then exits 0.
+#[cfg(feature = "metrics")]
+#[test]
+fn redis_workers_serves_prometheus_metrics() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::process::Stdio;
+
+    let Some(server) = redis_server::RedisServer::start() else {
+        return;
+    };
+    let addr = format!("127.0.0.1:{}", redis_server::free_port());
+    let mut child = Command::new(example_binary())
+        .args(["--redis", &server.url(), "--workers", "2", "--orders", "6"])
+        .args(["--metrics-addr", &addr, "--serve"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("run the example");
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut seen = String::new();
+    loop {
+        let mut line = String::new();
+        assert!(
+            stdout.read_line(&mut line).unwrap() > 0,
+            "the example ended before serving: {seen}"
+        );
+        seen.push_str(&line);
+        if line.contains("still serving") {
+            break;
+        }
+    }
+    let mut connection = std::net::TcpStream::connect(&addr).expect("the exporter listens");
+    connection
+        .write_all(
+            format!("GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+        .unwrap();
+    let mut response = String::new();
+    connection.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    for needle in [
+        "necrostack_handlings_total{organ=\"Billing\",event_type=\"ORDER_PLACED\"} 6",
+        "necrostack_handlings_total{organ=\"Archive\",event_type=\"INVOICE_SENT\"} 6",
+        "necrostack_handling_duration_seconds",
+        "necrostack_events_pulled_total",
+        "necrostack_redis_stream_length{stream=",
+        "necrostack_redis_pending{stream=",
+    ] {
+        assert!(response.contains(needle), "no {needle} in:\n{response}");
+    }
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let status = child.wait().unwrap();
+    assert!(status.success(), "exit after Ctrl-C: {status}");
+}
+
+#[cfg(not(feature = "metrics"))]
+#[test]
+#[ignore = "needs `--features metrics` (CI runs every test with --all-features)"]
+fn redis_workers_serves_prometheus_metrics() {}

@@ -120,6 +120,9 @@ struct Args {
     /// Show no progress bar (it shows on a terminal when a run takes over 2 s)
     #[arg(long, short)]
     quiet: bool,
+    /// Print the flow as a Mermaid flowchart (organs, the event types between them) and exit
+    #[arg(long)]
+    topology: bool,
     #[command(flatten)]
     redis: RedisArgs,
     #[command(flatten)]
@@ -162,13 +165,15 @@ struct Summary {
 
 /// Runs the flow in memory, on Redis with `--redis`, or on NATS with `--nats`.
 async fn run(args: &Args) -> Result<(), RunError> {
-    if let Some(url) = &args.nats.nats {
+    if let (Some(url), false) = (&args.nats.nats, args.topology) {
         let backend = nats_backend::connect("notification_pipeline", url).await?;
         let result = run_on(backend.clone(), args).await;
         nats_backend::clean_up(&backend, url).await;
         return result;
     }
     match &args.redis.redis {
+        // The picture needs no broker: the organs are the same on every backend.
+        _ if args.topology => run_on(InMemoryBackend::new(), args).await,
         None => run_on(InMemoryBackend::bounded(QUEUE), args).await,
         Some(url) => {
             let backend =
@@ -273,6 +278,10 @@ async fn run_on<B: Backend>(backend: B, args: &Args) -> Result<(), RunError> {
                 .push(failure.clone())
         })
         .build()?;
+    if args.topology {
+        print!("{}", spine.topology().to_mermaid());
+        return Ok(());
+    }
 
     // Each request is a root event: its id is the correlation id of everything it causes.
     let ids: Ids = Arc::default();

@@ -155,8 +155,13 @@ pub fn validate(request: &NotificationRequested) -> Result<NotificationValidated
 }
 
 /// The validator: a sync function organ. It returns `Emit`, which can hold events of
-/// different types: here the validated or the rejected request.
-#[organ(listens_to = NotificationRequested, name = "Validate")]
+/// different types: here the validated or the rejected request. `emits` lists them, for
+/// the picture of the flow (`--topology`).
+#[organ(
+    listens_to = NotificationRequested,
+    name = "Validate",
+    emits = [NotificationValidated, NotificationRejected]
+)]
 pub fn validate_request(request: &NotificationRequested) -> Emit {
     match validate(request) {
         Ok(valid) => Emit::new().with(valid),
@@ -172,7 +177,11 @@ pub fn validate_request(request: &NotificationRequested) -> Emit {
 }
 
 /// The router: one queued event per requested channel, rendered from the template.
-#[organ(listens_to = NotificationValidated, name = "Router")]
+#[organ(
+    listens_to = NotificationValidated,
+    name = "Router",
+    emits = [EmailQueued, SmsQueued, PushQueued]
+)]
 pub async fn route(request: NotificationValidated) -> Emit {
     let mut emit = Emit::new();
     let Some(t) = template(&request.template) else {

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use necrostack::{organ, Emit, Envelope, Event, Handling, Organ};
+use necrostack::{organ, Emit, Emits, Envelope, Event, Handling, Organ};
 
 use crate::book::{self, Book, Kind, Price};
 use crate::events::*;
@@ -141,7 +141,11 @@ impl MatchingEngine {
     }
 }
 
-#[organ(listens_to = OrderValidated, name = "MatchingEngine")]
+#[organ(
+    listens_to = OrderValidated,
+    name = "MatchingEngine",
+    emits = [TradeExecuted, OrderFilled, OrderPartialFill, OrderQueued, OrderRejected]
+)]
 impl MatchingEngine {
     fn handle(&self, order: &OrderValidated) -> Emit {
         let mut market = lock(&self.market);
@@ -390,5 +394,10 @@ impl<E: Event + Describe> Organ for Audit<E> {
             }
         }
         Handling::Ready(Ok(Emit::new()))
+    }
+
+    /// A hand-written organ says what it emits (the default is "unknown"): nothing.
+    fn emits() -> Emits {
+        Emits::known([])
     }
 }

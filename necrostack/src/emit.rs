@@ -9,6 +9,9 @@ use crate::envelope::{Envelope, ErasedEnvelope};
 use crate::event::Event;
 use crate::identity::Meta;
 
+/// An event to deliver after a delay.
+pub(crate) type Later = (Duration, Arc<dyn ErasedEnvelope>);
+
 /// Events of any types returned by one organ, in the order they will be enqueued.
 ///
 /// Return `Emit` when one handling produces events of different types; for one type, a
@@ -34,10 +37,15 @@ use crate::identity::Meta;
 /// assert_eq!(later.len(), 2);
 /// ```
 #[derive(Default, Clone)]
+#[expect(
+    clippy::box_collection,
+    reason = "`delayed` is one pointer instead of a Vec's three in every Emit; delays are rare"
+)]
 pub struct Emit {
     pub(crate) events: Events,
-    /// Events to deliver after a delay, in the order added.
-    pub(crate) delayed: Vec<(Duration, Arc<dyn ErasedEnvelope>)>,
+    /// Events to deliver after a delay, in the order added; boxed, so that the common
+    /// `Emit` without any stays small to move.
+    pub(crate) delayed: Option<Box<Vec<Later>>>,
 }
 
 /// The events of an [`Emit`], in order. Most handlers emit zero or one event per call:
@@ -88,7 +96,7 @@ impl Emit {
     pub fn new() -> Self {
         Emit {
             events: Events::default(),
-            delayed: Vec::new(),
+            delayed: None,
         }
     }
 
@@ -117,7 +125,7 @@ impl Emit {
 
     /// Adds `event` to be delivered `delay` from now (see [`after`](Self::after)).
     pub fn push_after<E: Event>(&mut self, delay: Duration, event: E) {
-        self.delayed.push((
+        self.delayed.get_or_insert_default().push((
             delay,
             Arc::new(Envelope::from_parts(Meta::unstamped(), event)),
         ));
@@ -125,12 +133,12 @@ impl Emit {
 
     /// How many events.
     pub fn len(&self) -> usize {
-        self.events.len() + self.delayed.len()
+        self.events.len() + self.delayed.as_ref().map_or(0, |later| later.len())
     }
 
     /// Whether there are no events.
     pub fn is_empty(&self) -> bool {
-        self.events.first.is_none() && self.delayed.is_empty()
+        self.events.first.is_none() && self.delayed.is_none()
     }
 
     /// The event type names, in order.
@@ -148,9 +156,11 @@ impl Emit {
 impl Emit {
     /// Every event, the immediate ones first, then the delayed ones.
     fn all(&self) -> impl Iterator<Item = &Arc<dyn ErasedEnvelope>> + '_ {
-        self.events
-            .iter()
-            .chain(self.delayed.iter().map(|(_, e)| e))
+        self.events.iter().chain(
+            self.delayed
+                .iter()
+                .flat_map(|later| later.iter().map(|(_, e)| e)),
+        )
     }
 }
 
@@ -213,7 +223,9 @@ impl IntoEmit for Emit {
             for event in self.events {
                 out.events.push(event);
             }
-            out.delayed.extend(self.delayed);
+            if let Some(later) = self.delayed {
+                out.delayed.get_or_insert_default().extend(*later);
+            }
         }
     }
 }
@@ -402,4 +414,187 @@ where
     fn into_organ_error(self) -> BoxError {
         self.into()
     }
+}
+
+/// The event types a return form can emit, found from its type: what `#[organ]` reports
+/// as the organ's [`Emits`](crate::topology::Emits). Implemented for the same forms as
+/// [`IntoEmit`] (and for `Result` of them); [`Emit`] holds events of any types, so it
+/// adds none and marks the list as open.
+#[doc(hidden)]
+pub trait EmitTypes {
+    /// Appends the event type names to `types`; sets `open` when an [`Emit`] is part of
+    /// the form (events whose types the type system does not know).
+    fn emit_types(types: &mut Vec<&'static str>, open: &mut bool);
+}
+
+impl EmitTypes for () {
+    fn emit_types(_: &mut Vec<&'static str>, _: &mut bool) {}
+}
+
+impl<E: Event> EmitTypes for E {
+    fn emit_types(types: &mut Vec<&'static str>, _: &mut bool) {
+        types.push(E::NAME);
+    }
+}
+
+impl<E: Event> EmitTypes for Option<E> {
+    fn emit_types(types: &mut Vec<&'static str>, _: &mut bool) {
+        types.push(E::NAME);
+    }
+}
+
+impl<E: Event> EmitTypes for Vec<E> {
+    fn emit_types(types: &mut Vec<&'static str>, _: &mut bool) {
+        types.push(E::NAME);
+    }
+}
+
+impl EmitTypes for Emit {
+    fn emit_types(_: &mut Vec<&'static str>, open: &mut bool) {
+        *open = true;
+    }
+}
+
+impl<E: Event> EmitTypes for Delayed<E> {
+    fn emit_types(types: &mut Vec<&'static str>, _: &mut bool) {
+        types.push(E::NAME);
+    }
+}
+
+impl<E: Event> EmitTypes for Option<Delayed<E>> {
+    fn emit_types(types: &mut Vec<&'static str>, _: &mut bool) {
+        types.push(E::NAME);
+    }
+}
+
+impl<E: Event> EmitTypes for Vec<Delayed<E>> {
+    fn emit_types(types: &mut Vec<&'static str>, _: &mut bool) {
+        types.push(E::NAME);
+    }
+}
+
+impl<T: EmitTypes, Err> EmitTypes for Result<T, Err> {
+    fn emit_types(types: &mut Vec<&'static str>, open: &mut bool) {
+        T::emit_types(types, open);
+    }
+}
+
+macro_rules! tuple_emit_types {
+    ($($name:ident)+) => {
+        impl<$($name: EmitTypes),+> EmitTypes for ($($name,)+) {
+            fn emit_types(types: &mut Vec<&'static str>, open: &mut bool) {
+                $($name::emit_types(types, open);)+
+            }
+        }
+    };
+}
+
+tuple_emit_types!(A);
+tuple_emit_types!(A B);
+tuple_emit_types!(A B C);
+tuple_emit_types!(A B C D);
+tuple_emit_types!(A B C D F);
+tuple_emit_types!(A B C D F G);
+tuple_emit_types!(A B C D F G H);
+tuple_emit_types!(A B C D F G H I);
+
+/// The output type `T` of an organ's handler, carried as a type so that generated code
+/// can ask for its [`EmitTypes`] without naming `T` (which would repeat the user's
+/// tokens, and their errors). Made by [`output_of`] and its siblings from the handler
+/// function itself.
+///
+/// Its `emits` method is found by autoref: [`KnownEmits`] when `T: EmitTypes`, else
+/// [`UnknownEmits`], so a return type that cannot be emitted (already reported on the
+/// return type, once) adds no error here.
+#[doc(hidden)]
+pub struct OutputOf<T: ?Sized>(std::marker::PhantomData<fn() -> *const T>);
+
+impl<T: ?Sized> fmt::Debug for OutputOf<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("OutputOf")
+    }
+}
+
+/// The output of a sync function handler `fn(P) -> R`.
+#[doc(hidden)]
+pub fn output_of<F: Fn(P) -> R, P, R>(_: &F) -> OutputOf<R> {
+    OutputOf(std::marker::PhantomData)
+}
+
+/// The output of an async function handler.
+#[doc(hidden)]
+pub fn output_of_async<F: Fn(P) -> Fut, P, Fut: std::future::Future>(
+    _: &F,
+) -> OutputOf<Fut::Output> {
+    OutputOf(std::marker::PhantomData)
+}
+
+/// The output of a sync `handle(&self, P) -> R` method.
+#[doc(hidden)]
+pub fn output_of_method<F: Fn(S, P) -> R, S, P, R>(_: &F) -> OutputOf<R> {
+    OutputOf(std::marker::PhantomData)
+}
+
+/// The output of an async `handle(&self, P)` method.
+#[doc(hidden)]
+pub fn output_of_async_method<F: Fn(S, P) -> Fut, S, P, Fut: std::future::Future>(
+    _: &F,
+) -> OutputOf<Fut::Output> {
+    OutputOf(std::marker::PhantomData)
+}
+
+/// [`OutputOf`]'s `emits` for an output whose event types are known.
+#[doc(hidden)]
+pub trait KnownEmits {
+    /// The organ's emits: the output's event types, plus `declared` (the `emits = [..]`
+    /// key) for its `Emit` parts.
+    fn emits(&self, declared: Option<&[&'static str]>) -> crate::topology::Emits;
+}
+
+impl<T: EmitTypes + ?Sized> KnownEmits for OutputOf<T> {
+    fn emits(&self, declared: Option<&[&'static str]>) -> crate::topology::Emits {
+        let mut types = Vec::new();
+        let mut open = false;
+        T::emit_types(&mut types, &mut open);
+        match declared {
+            Some(declared) => {
+                types.extend_from_slice(declared);
+                crate::topology::Emits::known(types)
+            }
+            None if open => crate::topology::Emits::Unknown,
+            None => crate::topology::Emits::known(types),
+        }
+    }
+}
+
+/// [`OutputOf`]'s `emits` for an output that is not a return form (an error has been
+/// reported on the return type): unknown.
+#[doc(hidden)]
+pub trait UnknownEmits {
+    /// [`Emits::Unknown`](crate::topology::Emits::Unknown).
+    fn emits(&self, declared: Option<&[&'static str]>) -> crate::topology::Emits;
+}
+
+impl<T: ?Sized> UnknownEmits for &OutputOf<T> {
+    fn emits(&self, _: Option<&[&'static str]>) -> crate::topology::Emits {
+        crate::topology::Emits::Unknown
+    }
+}
+
+/// A type listed in `#[organ(emits = [..])]`: an event. A trait of its own so that a type
+/// that is not one gets a message about `emits`, on the listed type.
+#[doc(hidden)]
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a necrostack event, so `emits` cannot list it",
+    label = "not an event",
+    note = "`emits = [..]` lists the event types an organ's `Emit` may hold: types with `#[derive(necrostack::Event)]`"
+)]
+pub trait EmittedEvent {
+    /// The event's name.
+    const NAME: &'static str;
+}
+
+#[diagnostic::do_not_recommend]
+impl<E: Event> EmittedEvent for E {
+    const NAME: &'static str = E::NAME;
 }

@@ -141,12 +141,12 @@ impl<E> Envelope<E> {
     /// after a crash does not change it: that is the backend's
     /// [`Delivery::attempt`](crate::backend::Delivery::attempt).
     pub fn attempt(&self) -> u32 {
-        self.meta.attempt
+        self.meta.attempt()
     }
 
     /// For a retry, the name of the organ it is for; `None` for a first handling.
     pub fn retry_organ(&self) -> Option<&str> {
-        self.meta.organ.as_deref()
+        self.meta.organ()
     }
 
     /// The event itself.
@@ -345,12 +345,12 @@ impl AnyEnvelope {
 
     /// Which try of the failure policy this is (see [`Envelope::attempt`]).
     pub fn attempt(&self) -> u32 {
-        self.meta().attempt
+        self.meta().attempt()
     }
 
     /// For a retry, the organ it is for (see [`Envelope::retry_organ`]).
     pub fn retry_organ(&self) -> Option<&str> {
-        self.meta().organ.as_deref()
+        self.meta().organ()
     }
 
     /// This event again, as try number `attempt` for `organ` only: same id, lineage and
@@ -551,9 +551,9 @@ impl fmt::Debug for AnyEnvelope {
 /// The attempt and the organ, shown only for a retry: a first handling's envelope reads
 /// as the seven wire fields.
 fn retry_fields(out: &mut fmt::DebugStruct<'_, '_>, meta: &Meta) {
-    if meta.attempt != 1 || meta.organ.is_some() {
-        out.field("attempt", &meta.attempt)
-            .field("retry_organ", &meta.organ);
+    if meta.retry.is_some() {
+        out.field("attempt", &meta.attempt())
+            .field("retry_organ", &meta.organ());
     }
 }
 

@@ -7,6 +7,7 @@
 //! |---|---|
 //! | [`Error`] | building or running a spine; wraps the ones below |
 //! | [`BuildError`] | the spine's configuration |
+//! | [`TopologyProblem`] | one reason a strict topology check failed (in [`BuildError::Topology`]) |
 //! | [`BackendError`] | a backend operation |
 //! | [`DecodeError`] / [`EncodeError`] | reading / writing the JSON wire format |
 //! | [`BoxError`] | any error, boxed: an organ's, or a backend's cause |
@@ -77,4 +78,41 @@ pub enum BuildError {
         /// The setting.
         setting: &'static str,
     },
+    /// With [`strict_topology`](crate::SpineBuilder::strict_topology): organs can emit
+    /// event types no organ listens to, or their outputs are unknown. Every case is
+    /// listed, edges to unheard event types first.
+    #[error("strict topology: {}", problem_list(problems))]
+    Topology {
+        /// Every problem, in registration order.
+        problems: Vec<TopologyProblem>,
+    },
+}
+
+/// One reason why [`strict_topology`](crate::SpineBuilder::strict_topology) rejects a
+/// spine (in [`BuildError::Topology`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TopologyProblem {
+    /// `organ` can emit `event_type`, and no organ of the spine listens to it.
+    #[error("organ `{organ}` emits {event_type}, which no organ listens to")]
+    Unheard {
+        /// The organ's name.
+        organ: &'static str,
+        /// The event type's name.
+        event_type: &'static str,
+    },
+    /// What `organ` emits is unknown: it returns `Emit` without listing the types.
+    #[error("organ `{organ}` returns `Emit`, whose event types are unknown: list them with `#[organ(..., emits = [EventA, EventB])]` (a hand-written `Organ` impl implements `Organ::emits`)")]
+    UnknownEmits {
+        /// The organ's name.
+        organ: &'static str,
+    },
+}
+
+fn problem_list(problems: &[TopologyProblem]) -> String {
+    problems
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
 }

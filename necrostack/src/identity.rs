@@ -22,10 +22,19 @@ pub(crate) struct Meta {
     pub(crate) correlation_id: Uuid,
     pub(crate) causation_id: Option<Uuid>,
     pub(crate) depth: u32,
-    /// Which try of the failure policy this is: 1, or more for a scheduled retry.
+    /// Set on a scheduled retry only; one pointer wide, so that the metadata every
+    /// emitted event copies stays small.
+    pub(crate) retry: Option<Arc<Retry>>,
+}
+
+/// Which try of the failure policy a delivery is, and for which organ.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Retry {
+    /// 2 for the first retry, and so on.
     pub(crate) attempt: u32,
-    /// For a retry: the one organ it is for (the others already handled the event).
-    pub(crate) organ: Option<Arc<str>>,
+    /// The one organ it is for (the others already handled the event); `None` for every
+    /// organ (an envelope from another producer that gave only an attempt).
+    pub(crate) organ: Option<String>,
 }
 
 impl Meta {
@@ -38,8 +47,7 @@ impl Meta {
             correlation_id: Uuid::nil(),
             causation_id: None,
             depth: 0,
-            attempt: 1,
-            organ: None,
+            retry: None,
         }
     }
 
@@ -52,8 +60,7 @@ impl Meta {
             correlation_id: id,
             causation_id: None,
             depth: 0,
-            attempt: 1,
-            organ: None,
+            retry: None,
         }
     }
 
@@ -66,18 +73,29 @@ impl Meta {
             correlation_id: self.correlation_id,
             causation_id: Some(self.id),
             depth: self.depth.saturating_add(1),
-            attempt: 1,
-            organ: None,
+            retry: None,
         }
     }
 
     /// The same event again, as try number `attempt` of `organ` only.
     pub(crate) fn retry(&self, attempt: u32, organ: &str) -> Self {
         Meta {
-            attempt,
-            organ: Some(Arc::from(organ)),
+            retry: Some(Arc::new(Retry {
+                attempt,
+                organ: Some(organ.to_owned()),
+            })),
             ..self.clone()
         }
+    }
+
+    /// Which try this is: 1 unless it is a retry.
+    pub(crate) fn attempt(&self) -> u32 {
+        self.retry.as_ref().map_or(1, |retry| retry.attempt)
+    }
+
+    /// The organ a retry is for.
+    pub(crate) fn organ(&self) -> Option<&str> {
+        self.retry.as_ref().and_then(|retry| retry.organ.as_deref())
     }
 }
 

@@ -34,8 +34,8 @@
 //! ```
 //!
 //! The modules follow the concepts: [`event`](Event), [`envelope`](Envelope),
-//! [`organ`](Organ), [`spine`](Spine), [`backend`] and [`testing`]. Every error type is
-//! in [`error`] (and at the root).
+//! [`organ`](Organ), [`spine`](Spine), [`backend`], [`testing`] and [`topology`]. Every
+//! error type is in [`error`] (and at the root).
 #![warn(missing_docs, missing_debug_implementations)]
 
 pub mod backend;
@@ -48,7 +48,9 @@ mod identity;
 mod organ;
 mod policy;
 pub mod spine;
+pub mod telemetry;
 pub mod testing;
+pub mod topology;
 mod wire;
 
 pub use backend::memory::InMemoryBackend;
@@ -61,12 +63,15 @@ pub use emit::{Delayed, Emit, IntoEmit, IntoOutcome};
 pub use envelope::{AnyEnvelope, Envelope};
 #[cfg(feature = "redis")]
 pub use error::RedisBackendError;
-pub use error::{BackendError, BoxError, BuildError, DecodeError, EncodeError, Error, Permanent};
+pub use error::{
+    BackendError, BoxError, BuildError, DecodeError, EncodeError, Error, Permanent, TopologyProblem,
+};
 pub use event::Event;
 pub use organ::{Handling, Organ};
 pub use spine::{
     Failure, FailureKind, FailurePolicy, RetryPolicy, RunReport, Spine, SpineBuilder, StopHandle,
 };
+pub use topology::{Emits, Topology};
 
 /// `#[derive(Event)]`: implements [`Event`] for a struct or enum.
 ///
@@ -164,6 +169,32 @@ pub use necrostack_macros::Event;
 /// assert_eq!(ledger.total.load(Ordering::Relaxed), 7);
 /// # }
 /// ```
+///
+/// The event types an organ can emit are found from its return type
+/// ([`Organ::emits`], drawn by [`Spine::topology`]). An [`Emit`] may hold events of any
+/// types, so an organ that returns one lists them with the optional key
+/// `emits = [EventA, EventB]` (each checked to be an event); without it, its outputs are
+/// [unknown](topology::Emits::Unknown). The listed types are added to those the return
+/// type names, e.g. for `-> (Receipt, Emit)`.
+///
+/// ```
+/// use necrostack::{organ, Emit, Emits, Event, Organ};
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
+/// struct Order { cents: u64 }
+/// #[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
+/// struct Accepted;
+/// #[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
+/// struct Refused;
+///
+/// #[organ(listens_to = Order, emits = [Accepted, Refused])]
+/// fn decide(order: &Order) -> Emit {
+///     if order.cents > 0 { Emit::new().with(Accepted) } else { Emit::new().with(Refused) }
+/// }
+///
+/// assert_eq!(decide::emits(), Emits::known(["Accepted", "Refused"]));
+/// ```
 pub use necrostack_macros::organ;
 
 /// The UUID type used for event ids, re-exported so users need no extra dependency.
@@ -172,8 +203,12 @@ pub use uuid::Uuid;
 /// Paths used by the code that the macros generate. Not public API.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::emit::{DynError, ErrorType, Fallible, Plain, StdError};
+    pub use crate::emit::{
+        output_of, output_of_async, output_of_async_method, output_of_method, DynError,
+        EmittedEvent, ErrorType, Fallible, KnownEmits, OutputOf, Plain, StdError, UnknownEmits,
+    };
     pub use crate::event::RejectedEvent;
     pub use crate::organ::{pending, EventParam, NoEvent, OwnedParam};
+    pub use crate::topology::Emits;
     pub use crate::{BoxError, Emit, Envelope, Event, Handling, IntoEmit, IntoOutcome, Organ};
 }

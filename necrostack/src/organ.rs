@@ -8,6 +8,7 @@ use crate::emit::Emit;
 use crate::envelope::Envelope;
 use crate::event::Event;
 use crate::policy::FailurePolicy;
+use crate::topology::Emits;
 
 /// Marks an organ's error as one that trying again cannot fix (a malformed request, a
 /// card that was declined): under [`FailurePolicy::Retry`](crate::FailurePolicy::Retry)
@@ -132,6 +133,39 @@ pub trait Organ: Send + Sync + 'static {
 
     /// Runs the handler on one event.
     fn call<'a>(&'a self, event: &'a Envelope<Self::Event>) -> Handling<'a>;
+
+    /// The event types this organ can emit, for [`Spine::topology`](crate::Spine::topology).
+    ///
+    /// `#[organ]` implements it from the handler's return type (and its `emits = [..]`
+    /// key). The default, for hand-written impls, is [`Emits::Unknown`]; a wrapper
+    /// around another organ says what the wrapped organ says:
+    ///
+    /// ```
+    /// use necrostack::topology::Emits;
+    /// use necrostack::{Envelope, Handling, Organ};
+    ///
+    /// struct Logged<O>(O);
+    ///
+    /// impl<O: Organ> Organ for Logged<O> {
+    ///     type Event = O::Event;
+    ///     const NAME: &'static str = O::NAME;
+    ///
+    ///     fn call<'a>(&'a self, event: &'a Envelope<O::Event>) -> Handling<'a> {
+    ///         println!("{} handles {}", O::NAME, event.id());
+    ///         self.0.call(event)
+    ///     }
+    ///
+    ///     fn emits() -> Emits {
+    ///         O::emits()
+    ///     }
+    /// }
+    /// ```
+    fn emits() -> Emits
+    where
+        Self: Sized,
+    {
+        Emits::Unknown
+    }
 }
 
 /// An organ with its concrete type erased, for a list of organs of one event type.

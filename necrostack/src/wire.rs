@@ -10,6 +10,8 @@
 //! `to_json`/`from_json` conveniences and the erased [`AnyEnvelope`](crate::AnyEnvelope)
 //! that backends decode, so they cannot drift apart.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::de::{self, Deserializer};
 use serde::{Deserialize, Serialize};
@@ -17,7 +19,7 @@ use serde_json::value::RawValue;
 use uuid::Uuid;
 
 use crate::event::{validate_name, Event};
-use crate::identity::Meta;
+use crate::identity::{Meta, Retry};
 
 /// Why bytes could not be decoded into an envelope.
 #[derive(Debug, thiserror::Error)]
@@ -94,8 +96,8 @@ impl<'a, P: ?Sized + Serialize> WireOut<'a, P> {
             correlation_id: Hyphenated(meta.correlation_id),
             causation_id: meta.causation_id.map(Hyphenated),
             depth: meta.depth,
-            attempt: meta.attempt,
-            organ: meta.organ.as_deref(),
+            attempt: meta.attempt(),
+            organ: meta.organ(),
         }
     }
 }
@@ -155,8 +157,12 @@ impl<P> WireIn<P> {
             correlation_id: self.correlation_id,
             causation_id: self.causation_id,
             depth: self.depth,
-            attempt: self.attempt,
-            organ: self.organ.map(Into::into),
+            retry: (self.attempt != 1 || self.organ.is_some()).then(|| {
+                Arc::new(Retry {
+                    attempt: self.attempt,
+                    organ: self.organ,
+                })
+            }),
         };
         Ok((meta, self.event_type, self.payload))
     }

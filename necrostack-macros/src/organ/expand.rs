@@ -27,7 +27,14 @@ pub(crate) fn private() -> TokenStream {
 pub(crate) fn function_organ(args: &Args, item: &syn::ItemFn, handler: &Handler) -> TokenStream {
     let ident = &item.sig.ident;
     let call = quote_spanned!(ident.span()=> #ident::handle(__necrostack_arg));
-    let organ_impl = organ_impl(args, &quote!(#ident), &ident.to_string(), handler, call);
+    let organ_impl = organ_impl(
+        args,
+        &quote!(#ident),
+        &ident.to_string(),
+        handler,
+        call,
+        false,
+    );
     let organ_struct = function_struct(item, true);
     quote! {
         #organ_struct
@@ -73,6 +80,7 @@ pub(crate) fn impl_organ(args: &Args, item: &syn::ItemImpl, handler: &Handler) -
         &type_name(self_ty),
         handler,
         call,
+        true,
     );
     quote! {
         #item
@@ -119,8 +127,10 @@ fn organ_impl(
     default_name: &str,
     handler: &Handler,
     call: TokenStream,
+    method: bool,
 ) -> TokenStream {
     let private = private();
+    let emits = emits_fn(args, handler, method);
     let listens_to = event_type(args);
     let listens_to_span = args
         .listens_to
@@ -184,10 +194,49 @@ fn organ_impl(
                     #own
                     #body
                 }
+
+                #emits
             }
         };
     };
     call_site_locals(organ_impl)
+}
+
+/// `fn emits()`: the event types of the handler's output type, found by the type system
+/// from the handler function itself (`Self::handle`), so the user's return type is not
+/// written a second time (its errors would be). An output that cannot be emitted (an
+/// error reported on the return type) gives `Emits::Unknown` here, not a second error.
+/// The types listed in `emits = [..]` are each checked to be an event, on the listed type.
+fn emits_fn(args: &Args, handler: &Handler, method: bool) -> TokenStream {
+    let private = private();
+    let probe = match (method, handler.asyncness.is_some()) {
+        (false, false) => quote!(output_of),
+        (false, true) => quote!(output_of_async),
+        (true, false) => quote!(output_of_method),
+        (true, true) => quote!(output_of_async_method),
+    };
+    let declared = match &args.emits {
+        None => quote!(::core::option::Option::None),
+        Some(types) => {
+            let names = types.iter().map(|ty| {
+                let (first, last) = first_last(ty);
+                // `<Ty as EmittedEvent>::NAME`, spanning the user's `Ty` from its first
+                // token to its last, where an unmet bound is reported.
+                let open = quote_spanned!(first=> <);
+                let close = respan(quote!(as #private::EmittedEvent>::NAME), last, last);
+                quote!(#open #ty #close)
+            });
+            quote!(::core::option::Option::Some(&[#(#names),*]))
+        }
+    };
+    quote! {
+        fn emits() -> #private::Emits {
+            #[allow(unused_imports)]
+            use #private::{KnownEmits as _, UnknownEmits as _};
+            let __necrostack_output = #private::#probe(&Self::handle);
+            (&__necrostack_output).emits(#declared)
+        }
+    }
 }
 
 /// Gives the generated code's own locals (`self`, `__necrostack_*`) call-site hygiene,

@@ -170,6 +170,42 @@ mod tests {
     }
 
     #[test]
+    fn emits_generates_one_checked_name_per_listed_type() {
+        let output = super::expand(
+            quote!(listens_to = Ping, emits = [Pong, crate::Knock]),
+            quote!(
+                fn answer(ping: &Ping) -> Emit {
+                    Emit::new()
+                }
+            ),
+        );
+        assert_eq!(errors(&output), 0, "{output}");
+        let text = output.to_string();
+        assert!(text.contains("fn emits"), "{text}");
+        assert_eq!(text.matches("EmittedEvent").count(), 2, "{text}");
+    }
+
+    #[test]
+    fn every_bad_emits_entry_is_reported_and_the_organ_is_stubbed() {
+        let output = super::expand(
+            quote!(listens_to = Ping, emits = ["Pong", Pong, 1, Pong]),
+            quote!(
+                fn answer(ping: &Ping) -> Emit {
+                    Emit::new()
+                }
+            ),
+        );
+        assert_eq!(errors(&output), 3, "{output}");
+        let text = output.to_string();
+        assert!(text.contains("not strings"), "{text}");
+        assert!(text.contains("listed twice"), "{text}");
+        assert!(
+            !text.contains("fn emits"),
+            "the stand-in says nothing: {text}"
+        );
+    }
+
+    #[test]
     fn result_halves_are_found_only_in_two_argument_results() {
         use super::expand::result_parts;
         let ty: syn::Type = syn::parse_quote!(std::result::Result<Pong, std::io::Error>);

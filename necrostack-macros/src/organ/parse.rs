@@ -16,6 +16,10 @@ pub(crate) const KEYS: &[Key] = &[
         name: "name",
         form: "name = \"organ-name\"",
     },
+    Key {
+        name: "emits",
+        form: "emits = [EventA, EventB]",
+    },
 ];
 
 /// The attribute's arguments, as far as they could be read. `listens_to` is `None` when
@@ -24,6 +28,8 @@ pub(crate) const KEYS: &[Key] = &[
 pub(crate) struct Args {
     pub(crate) listens_to: Option<Type>,
     pub(crate) name: Option<LitStr>,
+    /// The event types listed in `emits = [..]`: what the organ's `Emit` may hold.
+    pub(crate) emits: Option<Vec<Type>>,
 }
 
 pub(crate) fn args(tokens: TokenStream, errors: &mut Errors) -> Args {
@@ -54,6 +60,18 @@ pub(crate) fn args(tokens: TokenStream, errors: &mut Errors) -> Args {
                 ));
             } else {
                 args.name = Some(value);
+            }
+        } else if meta.path.is_ident("emits") {
+            let input = attr::value(&meta.path, meta.input, KEYS[2].form)?;
+            let value = emits(input, errors)?;
+            if args.emits.is_some() {
+                errors.push(attr::duplicate_key(
+                    &meta.path,
+                    "organ",
+                    "list every event type the organ emits in one `emits = [..]`",
+                ));
+            } else {
+                args.emits = Some(value);
             }
         } else {
             if meta.input.peek(syn::Token![=]) {
@@ -109,6 +127,71 @@ fn listens_to(input: syn::parse::ParseStream<'_>) -> syn::Result<Type> {
             ))
         }
     }
+}
+
+/// Reads the list after `emits =`: event types in brackets, each once. A mistake in one
+/// element is recorded and the others are still read.
+fn emits(input: syn::parse::ParseStream<'_>, errors: &mut Errors) -> syn::Result<Vec<Type>> {
+    if !input.peek(syn::token::Bracket) {
+        let value = attr::take_value(input)?;
+        let found = attr::pretty(&value);
+        let message = if value.is_empty() {
+            "`emits` needs a value: write `emits = [EventA, EventB]`".to_owned()
+        } else {
+            format!("`emits` takes a list of event types in brackets: write `emits = [{found}]`")
+        };
+        return Err(if value.is_empty() {
+            syn::Error::new(input.span(), message)
+        } else {
+            syn::Error::new_spanned(&value, message)
+        });
+    }
+    let content;
+    syn::bracketed!(content in input);
+    let mut types: Vec<Type> = Vec::new();
+    while !content.is_empty() {
+        if content.peek(LitStr) {
+            let literal: LitStr = content.parse()?;
+            errors.push(syn::Error::new(
+                literal.span(),
+                format!(
+                    "`emits` takes event types themselves, not strings: write `{}`",
+                    literal.value()
+                ),
+            ));
+        } else {
+            let fork = content.fork();
+            match fork.parse::<Type>() {
+                Ok(ty) if fork.is_empty() || fork.peek(syn::Token![,]) => {
+                    content.parse::<Type>()?;
+                    let name = attr::pretty(&ty);
+                    if types.iter().any(|t| attr::pretty(t) == name) {
+                        errors.push(syn::Error::new_spanned(
+                            &ty,
+                            format!("`{name}` is listed twice in `emits`; remove one of them"),
+                        ));
+                    } else {
+                        types.push(ty);
+                    }
+                }
+                _ => {
+                    let value = attr::take_value(&content)?;
+                    errors.push(syn::Error::new_spanned(
+                        &value,
+                        format!(
+                            "`emits` lists event types, e.g. `emits = [OrderFilled, OrderQueued]`; found `{}`",
+                            attr::pretty(&value)
+                        ),
+                    ));
+                }
+            }
+        }
+        if content.is_empty() {
+            break;
+        }
+        content.parse::<syn::Token![,]>()?;
+    }
+    Ok(types)
 }
 
 /// What `#[organ]` is attached to.

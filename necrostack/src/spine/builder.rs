@@ -9,7 +9,7 @@ use super::routing::RouteTableBuilder;
 use super::{Config, Inner, Spine, StopState};
 use crate::backend::memory::InMemoryBackend;
 use crate::backend::Backend;
-use crate::error::{BuildError, Error};
+use crate::error::{BuildError, Error, TopologyProblem};
 use crate::event::Event;
 use crate::organ::Organ;
 use crate::policy::{Failure, FailurePolicy};
@@ -151,6 +151,7 @@ pub struct SpineBuilder<B = InMemoryBackend> {
     backend: B,
     config: Config,
     dispatch: Dispatch,
+    strict_topology: bool,
 }
 
 impl<B> std::fmt::Debug for SpineBuilder<B> {
@@ -159,6 +160,7 @@ impl<B> std::fmt::Debug for SpineBuilder<B> {
             .field("backend", &std::any::type_name::<B>())
             .field("config", &self.config)
             .field("dispatch", &self.dispatch)
+            .field("strict_topology", &self.strict_topology)
             .finish_non_exhaustive()
     }
 }
@@ -175,6 +177,7 @@ impl SpineBuilder<InMemoryBackend> {
                 depth_limit: Some(DEFAULT_DEPTH_LIMIT),
                 on_failure: None,
             },
+            strict_topology: false,
         }
     }
 }
@@ -253,6 +256,7 @@ impl<B: Backend> SpineBuilder<B> {
             backend: backend.into_backend(),
             config: self.config,
             dispatch: self.dispatch,
+            strict_topology: self.strict_topology,
         }
     }
 
@@ -517,9 +521,41 @@ impl<B: Backend> SpineBuilder<B> {
         self
     }
 
+    /// Makes [`build`](Self::build) check the [topology](Spine::topology): it fails with
+    /// [`BuildError::Topology`] when an organ can emit an event type that no organ of
+    /// this spine listens to, or when an organ's outputs are unknown (it returns `Emit`
+    /// without `#[organ(emits = [..])]`), listing every such case. Default: off, since
+    /// a flow may end in events meant for another process.
+    ///
+    /// ```
+    /// use necrostack::error::{BuildError, Error, TopologyProblem};
+    /// use necrostack::{organ, Event, Spine};
+    /// use serde::{Deserialize, Serialize};
+    ///
+    /// #[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
+    /// struct Ping;
+    /// #[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
+    /// struct Pong;
+    ///
+    /// #[organ(listens_to = Ping)]
+    /// fn answer(_: &Ping) -> Pong {
+    ///     Pong
+    /// }
+    ///
+    /// let error = Spine::builder().organ(answer).strict_topology().build().unwrap_err();
+    /// let Error::Build(BuildError::Topology { problems }) = error else { panic!() };
+    /// assert_eq!(problems, [TopologyProblem::Unheard { organ: "answer", event_type: "Pong" }]);
+    /// ```
+    pub fn strict_topology(mut self) -> Self {
+        self.strict_topology = true;
+        self
+    }
+
     /// Checks the configuration and builds the routing table. Fails with a
     /// [`BuildError`] when two organs listen to different types with one event name, or
-    /// when [`concurrency`](Self::concurrency) or [`batch_size`](Self::batch_size) is 0.
+    /// when [`concurrency`](Self::concurrency) or [`batch_size`](Self::batch_size) is 0,
+    /// or, with [`strict_topology`](Self::strict_topology), when an organ's outputs go
+    /// nowhere or are unknown.
     ///
     /// ```
     /// use necrostack::error::{BuildError, Error};
@@ -529,7 +565,7 @@ impl<B: Backend> SpineBuilder<B> {
     /// assert!(matches!(error, Error::Build(BuildError::Zero { setting: "batch_size" })));
     /// # Ok::<(), necrostack::Error>(())
     /// ```
-    pub fn build(self) -> Result<Spine<B>, Error> {
+    pub fn build(mut self) -> Result<Spine<B>, Error> {
         if let Some(error) = self.routes.errors.first() {
             return Err(error.clone().into());
         }
@@ -545,10 +581,27 @@ impl<B: Backend> SpineBuilder<B> {
             }
             .into());
         }
+        let topology = std::mem::take(&mut self.routes.topology);
+        if self.strict_topology {
+            let mut problems: Vec<TopologyProblem> = topology
+                .unheard_edges()
+                .into_iter()
+                .map(|(organ, event_type)| TopologyProblem::Unheard { organ, event_type })
+                .collect();
+            problems.extend(topology.unknown_outputs().map(|organ| {
+                TopologyProblem::UnknownEmits {
+                    organ: organ.name(),
+                }
+            }));
+            if !problems.is_empty() {
+                return Err(BuildError::Topology { problems }.into());
+            }
+        }
         Ok(Spine {
             inner: Arc::new(Inner {
                 backend: self.backend,
                 routes: self.routes.finish(),
+                topology,
                 config: self.config,
                 dispatch: self.dispatch,
                 stop: Arc::new(StopState::default()),

@@ -5,18 +5,20 @@
 use std::any::Any;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
+use tracing::Instrument;
 
-use super::report::RunReport;
+use super::report::{count, Tally};
 use crate::backend::{Batch, DeadLetter, DeadLetterReason, Scheduled};
 use crate::emit::Emit;
 use crate::envelope::{AnyEnvelope, Envelope};
 use crate::event::Event;
 use crate::organ::{DynOrgan, Handling, Permanent};
 use crate::policy::{Failure, FailureKind, FailurePolicy};
+use crate::telemetry::{self, Ran};
 use crate::wire::DecodeError;
 
 pub(crate) type FailureHook = Arc<dyn Fn(&Failure) + Send + Sync>;
@@ -47,11 +49,12 @@ pub(crate) struct EventOutcome {
     /// Retries of failed organs and events emitted with a delay.
     pub(crate) scheduled: Vec<Scheduled>,
     pub(crate) dead_letters: Vec<DeadLetter>,
-    pub(crate) counts: RunReport,
+    pub(crate) counts: Tally,
 }
 
 impl EventOutcome {
     pub(crate) fn dead(envelope: AnyEnvelope, reason: DeadLetterReason) -> Self {
+        telemetry::dead_letter(envelope.event_type(), &reason);
         EventOutcome {
             emitted: Batch::new(),
             scheduled: Vec::new(),
@@ -60,9 +63,9 @@ impl EventOutcome {
                 reason,
                 at: chrono::Utc::now(),
             }],
-            counts: RunReport {
+            counts: Tally {
                 dead_lettered: 1,
-                ..RunReport::default()
+                ..Tally::default()
             },
         }
     }
@@ -160,11 +163,22 @@ pub(crate) fn run_organs<'a, E: Event>(
             None => return Prepared::Done(organ_gone(envelope, name)),
         },
     };
+    tracing::trace!(
+        event_id = %event.id(),
+        event_type = E::NAME,
+        organs = organs.len(),
+        "dispatching"
+    );
     let mut progress = Progress::default();
     for (index, organ) in organs.iter().enumerate() {
-        match start(organ.as_ref(), event) {
-            Ok(Handling::Ready(Ok(emit))) => progress.record(event, Ok(emit)),
+        let (called, trace) = start(organ.as_ref(), event);
+        match called {
+            Ok(Handling::Ready(Ok(emit))) => {
+                trace.finished(organ.name(), E::NAME, Ran::Succeeded);
+                progress.record(event, Ok(emit));
+            }
             first => {
+                let first = (first, trace);
                 let rest = finish_organs(&organs[index..], first, envelope, event, ctx, progress);
                 return Prepared::Pending(Box::pin(rest));
             }
@@ -197,7 +211,7 @@ fn organ_gone(envelope: &AnyEnvelope, organ: &str) -> EventOutcome {
 /// Continues [`run_organs`] from `organs[0]`, whose first call gave `first`.
 async fn finish_organs<'a, E: Event>(
     organs: &'a [Box<dyn DynOrgan<E>>],
-    first: Result<Handling<'a>, CallFailure>,
+    first: (Result<Handling<'a>, CallFailure>, Trace),
     envelope: &'a AnyEnvelope,
     event: &'a Envelope<E>,
     ctx: &'a Dispatch,
@@ -206,13 +220,19 @@ async fn finish_organs<'a, E: Event>(
     let mut first = Some(first);
     for organ in organs {
         let organ = organ.as_ref();
-        let called = match first.take() {
-            Some(called) => called,
+        let (called, trace) = match first.take() {
+            Some(first) => first,
             None => start(organ, event),
         };
         let result = match called {
-            Ok(Handling::Ready(Ok(emit))) => Ok(emit),
-            called => run_one(organ, event, ctx, &mut progress.outcome.counts, called).await,
+            Ok(Handling::Ready(Ok(emit))) => {
+                trace.finished(organ.name(), E::NAME, Ran::Succeeded);
+                Ok(emit)
+            }
+            called => {
+                let counts = &mut progress.outcome.counts;
+                run_one(organ, event, ctx, counts, called, trace).await
+            }
         };
         progress.record(event, result);
     }
@@ -249,17 +269,17 @@ impl Progress {
             Ok(emit) => {
                 let outcome = &mut self.outcome;
                 outcome.counts.succeeded += 1;
-                outcome.counts.emitted += emit.len();
+                outcome.counts.emitted += count(emit.len());
                 for emitted in emit.events {
                     outcome
                         .emitted
                         .push(AnyEnvelope::stamped(event.meta.child(), emitted));
                 }
-                if !emit.delayed.is_empty() {
+                if let Some(later) = emit.delayed {
                     let now = chrono::Utc::now();
                     outcome
                         .scheduled
-                        .extend(emit.delayed.into_iter().map(|(delay, emitted)| Scheduled {
+                        .extend(later.into_iter().map(|(delay, emitted)| Scheduled {
                             envelope: AnyEnvelope::stamped(event.meta.child(), emitted),
                             due: due_after(now, delay),
                         }));
@@ -296,7 +316,10 @@ impl Progress {
         }
         if !reasons.is_empty() {
             let at = chrono::Utc::now();
-            outcome.counts.dead_lettered += reasons.len();
+            for reason in &reasons {
+                telemetry::dead_letter(envelope.event_type(), reason);
+            }
+            outcome.counts.dead_lettered += count(reasons.len());
             outcome
                 .dead_letters
                 .extend(reasons.into_iter().map(|reason| DeadLetter {
@@ -329,17 +352,22 @@ async fn run_one<'a, E: Event>(
     organ: &'a dyn DynOrgan<E>,
     event: &'a Envelope<E>,
     ctx: &Dispatch,
-    counts: &mut RunReport,
+    counts: &mut Tally,
     first: Result<Handling<'a>, CallFailure>,
+    trace: Trace,
 ) -> Result<Emit, Failed> {
     let result = match first {
-        Ok(handling) => finish(handling, ctx.handler_timeout).await,
+        Ok(handling) => finish(handling, ctx.handler_timeout, &trace.span).await,
         Err(failure) => Err(failure),
     };
     let (kind, error) = match result {
-        Ok(emit) => return Ok(emit),
+        Ok(emit) => {
+            trace.finished(organ.name(), E::NAME, Ran::Succeeded);
+            return Ok(emit);
+        }
         Err(failure) => failure,
     };
+    trace.finished(organ.name(), E::NAME, Ran::Failed(kind));
     let policy = organ.policy().unwrap_or(&ctx.policy);
     let attempt = event.attempt();
     let retry = match policy {
@@ -364,6 +392,7 @@ async fn run_one<'a, E: Event>(
             "organ failed; retry scheduled"
         );
         counts.retried += 1;
+        telemetry::retry(organ.name(), E::NAME);
         return Err(Failed::Retry {
             organ: organ.name(),
             attempt: attempt + 1,
@@ -407,18 +436,77 @@ async fn run_one<'a, E: Event>(
 fn start<'a, E: Event>(
     organ: &'a dyn DynOrgan<E>,
     event: &'a Envelope<E>,
-) -> Result<Handling<'a>, CallFailure> {
-    std::panic::catch_unwind(AssertUnwindSafe(|| organ.call(event)))
-        .map_err(|panic| (FailureKind::Panic, panic_message(&*panic)))
+) -> (Result<Handling<'a>, CallFailure>, Trace) {
+    let trace = Trace::start(organ.name(), event);
+    let call = || {
+        std::panic::catch_unwind(AssertUnwindSafe(|| organ.call(event)))
+            .map_err(|panic| (FailureKind::Panic, panic_message(&*panic)))
+    };
+    let called = match &trace.span {
+        Some(span) => span.in_scope(call),
+        None => call(),
+    };
+    (called, trace)
+}
+
+/// The span one organ run happens in, and when it started (for its duration metric).
+struct Trace {
+    /// `None` when nothing listens at `info`: then a handling costs no span at all.
+    span: Option<tracing::Span>,
+    started: Option<Instant>,
+}
+
+impl Trace {
+    /// One span per handling, so that every log line of the handler carries the event
+    /// and the organ.
+    fn start<E: Event>(organ: &'static str, event: &Envelope<E>) -> Self {
+        let span = tracing::level_enabled!(tracing::Level::INFO).then(|| {
+            tracing::info_span!(
+                "handle",
+                organ,
+                event_type = E::NAME,
+                event_id = %event.id(),
+                correlation_id = %event.correlation_id(),
+                causation_id = %Cause(event.causation_id()),
+                depth = event.depth(),
+                attempt = event.attempt(),
+            )
+        });
+        let started = telemetry::timed().then(Instant::now);
+        Trace { span, started }
+    }
+
+    /// Records the run's outcome and duration.
+    fn finished(self, organ: &'static str, event_type: &'static str, ran: Ran) {
+        let took = self.started.map(|at| at.elapsed()).unwrap_or_default();
+        telemetry::handling(organ, event_type, ran, took);
+    }
+}
+
+/// A causation id for a log field: the id, or `none` for a root event.
+struct Cause(Option<uuid::Uuid>);
+
+impl std::fmt::Display for Cause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(id) => id.fmt(f),
+            None => f.write_str("none"),
+        }
+    }
 }
 
 /// Waits for an async handler (under the timeout) and turns errors and panics into a
 /// failure.
-async fn finish(handling: Handling<'_>, timeout: Option<Duration>) -> Result<Emit, CallFailure> {
+async fn finish(
+    handling: Handling<'_>,
+    timeout: Option<Duration>,
+    span: &Option<tracing::Span>,
+) -> Result<Emit, CallFailure> {
     let result = match handling {
         Handling::Ready(result) => result,
         Handling::Pending(future) => {
-            let future = AssertUnwindSafe(future).catch_unwind();
+            let span = span.clone().unwrap_or_else(tracing::Span::none);
+            let future = AssertUnwindSafe(future.instrument(span)).catch_unwind();
             let finished = match timeout {
                 Some(limit) => tokio::time::timeout(limit, future).await.map_err(|_| {
                     (

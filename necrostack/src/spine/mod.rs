@@ -28,6 +28,7 @@ pub(crate) use dispatch::due_after;
 use crate::backend::memory::InMemoryBackend;
 use crate::backend::Backend;
 use crate::error::Error;
+use crate::topology::Topology;
 use dispatch::Dispatch;
 use routing::RouteTable;
 
@@ -73,6 +74,7 @@ impl<B: Backend> Clone for Spine<B> {
 struct Inner<B> {
     backend: B,
     routes: RouteTable,
+    topology: Topology,
     config: Config,
     dispatch: Dispatch,
     stop: Arc<StopState>,
@@ -141,6 +143,12 @@ impl<B: Backend> Spine<B> {
     /// The backend, e.g. to read an [`InMemoryBackend`]'s dead letters.
     pub fn backend(&self) -> &B {
         &self.inner.backend
+    }
+
+    /// The organs and the event types between them, found from the organs' types: draw
+    /// it with [`Topology::to_mermaid`]. See [`Topology`] for an example.
+    pub fn topology(&self) -> &Topology {
+        &self.inner.topology
     }
 
     /// The event type names that have organs, for diagnostics.

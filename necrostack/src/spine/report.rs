@@ -52,13 +52,31 @@ pub struct RunReport {
 }
 
 impl RunReport {
-    pub(crate) fn add(&mut self, other: &RunReport) {
-        self.steps += other.steps;
-        self.succeeded += other.succeeded;
-        self.emitted += other.emitted;
-        self.failed += other.failed;
-        self.retried += other.retried;
-        self.unrouted += other.unrouted;
-        self.dead_lettered += other.dead_lettered;
+    /// Adds what one handling counted.
+    pub(crate) fn add(&mut self, tally: Tally) {
+        self.succeeded += tally.succeeded as usize;
+        self.emitted += tally.emitted as usize;
+        self.failed += tally.failed as usize;
+        self.retried += tally.retried as usize;
+        self.unrouted += tally.unrouted as usize;
+        self.dead_lettered += tally.dead_lettered as usize;
     }
+}
+
+/// What one handling counted, on its way into the [`RunReport`]: every event's outcome
+/// carries one, so it is kept half the size of the report (a handling never counts past
+/// `u32::MAX` of anything).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Tally {
+    pub(crate) succeeded: u32,
+    pub(crate) emitted: u32,
+    pub(crate) failed: u32,
+    pub(crate) retried: u32,
+    pub(crate) unrouted: u32,
+    pub(crate) dead_lettered: u32,
+}
+
+/// `n` as a count of one handling.
+pub(crate) fn count(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
 }

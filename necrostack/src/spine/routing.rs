@@ -14,6 +14,7 @@ use crate::error::BuildError;
 use crate::event::Event;
 use crate::organ::{DynOrgan, Organ, WithPolicy};
 use crate::policy::FailurePolicy;
+use crate::topology::Topology;
 
 type KeyFn<E> = Box<dyn Fn(&E) -> u64 + Send + Sync>;
 
@@ -85,6 +86,8 @@ pub(crate) struct RouteTableBuilder {
     /// Names in the order first registered, for deterministic error messages.
     order: Vec<&'static str>,
     pub(crate) errors: Vec<BuildError>,
+    /// The organs and the event types between them, for [`Spine::topology`](super::Spine::topology).
+    pub(crate) topology: Topology,
 }
 
 struct Slot {
@@ -123,6 +126,8 @@ impl RouteTableBuilder {
     }
 
     pub(crate) fn add_organ<O: Organ>(&mut self, organ: O, policy: Option<FailurePolicy>) {
+        self.topology
+            .add(O::NAME, <O::Event as Event>::NAME, O::emits());
         if let Some(route) = self.route::<O::Event>() {
             match policy {
                 None => route.organs.push(Box::new(organ)),

@@ -18,10 +18,12 @@ use std::time::Duration;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 
 use super::dispatch::{EventOutcome, Prepared};
+use super::report::Tally;
 use super::{RunReport, Spine};
 use crate::backend::{Backend, BackendError, Completion, Delivery};
 use crate::envelope::AnyEnvelope;
 use crate::error::Error;
+use crate::telemetry;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(super) enum Mode {
@@ -39,7 +41,7 @@ enum Ending {
 }
 
 /// A finished handling: its ordering key and what it counted, or the backend's error.
-type Done = (Option<u64>, Result<RunReport, BackendError>);
+type Done = (Option<u64>, Result<Tally, BackendError>);
 
 /// What the loop does after a pull.
 enum Next {
@@ -131,10 +133,11 @@ impl<B: Backend> Spine<B> {
                     event_type = %envelope.event_type(),
                     "no organ listens to this event type; acknowledged"
                 );
+                telemetry::unrouted(envelope.event_type());
                 Prepared::Done(EventOutcome {
-                    counts: RunReport {
+                    counts: Tally {
                         unrouted: 1,
-                        ..RunReport::default()
+                        ..Tally::default()
                     },
                     ..EventOutcome::default()
                 })
@@ -242,6 +245,7 @@ impl<'s, B: Backend> Run<'s, B> {
                 .drain(..)
                 .map(|(delivery, _)| delivery)
                 .collect();
+            telemetry::in_flight(-(unstarted.len() as f64));
             self.busy_keys.clear();
             self.give_back(unstarted).await;
         }
@@ -372,6 +376,7 @@ impl<'s, B: Backend> Run<'s, B> {
     /// back to the backend and ends the run.
     async fn take_batch(&mut self, batch: crate::backend::Batch<Delivery<B::Receipt>>) {
         let inner = &*self.spine.inner;
+        let buffered_before = self.buffer.len();
         let mut over = Vec::new();
         for delivery in batch {
             if self.limit.is_some_and(|limit| self.report.steps >= limit) || !over.is_empty() {
@@ -382,6 +387,9 @@ impl<'s, B: Backend> Run<'s, B> {
             let key = inner.routes.key(&delivery.envelope);
             self.buffer.push_back((delivery, key));
         }
+        let taken = self.buffer.len() - buffered_before;
+        telemetry::pulled(taken);
+        telemetry::in_flight(taken as f64);
         if !over.is_empty() {
             if let Err(error) = inner.backend.release(over).await {
                 tracing::error!(%error, "could not give events past max_steps back to the backend");
@@ -392,11 +400,12 @@ impl<'s, B: Backend> Run<'s, B> {
 
     /// Folds a finished handling into the report.
     fn absorb(&mut self, (key, result): Done) {
+        telemetry::in_flight(-1.0);
         if let Some(key) = key {
             self.busy_keys.remove(&key);
         }
         match result {
-            Ok(counts) => self.report.add(&counts),
+            Ok(counts) => self.report.add(counts),
             Err(error) => {
                 tracing::error!(%error, "could not complete an event with the backend; the run ends, and the event will be delivered again");
                 self.fail(error);

@@ -11,7 +11,7 @@ use super::config::{RedisBackendBuilder, RedisConfig};
 use super::core::{Core, Role};
 use super::dead_letter::{RedisDeadLetter, ORIGINAL_FIELD_PREFIX};
 use super::error::RedisBackendError;
-use super::reader::ENVELOPE_FIELD;
+use super::fetch::ENVELOPE_FIELD;
 use super::reply::{self, RawEntry};
 use crate::backend::BackendError;
 
@@ -255,7 +255,7 @@ impl RedisDeadLetter {
     pub(crate) fn original_is_replayable(&self) -> bool {
         let original_ok =
             self.original.iter().all(|(name, _)| {
-                name == ENVELOPE_FIELD || name == super::reader::REPLAYED_FROM_FIELD
+                name == ENVELOPE_FIELD || name == super::fetch::REPLAYED_FROM_FIELD
             }) && self.original.iter().any(|(name, _)| name == ENVELOPE_FIELD);
         self.envelope.is_some() || original_ok
     }

@@ -43,6 +43,10 @@ pub const DEFAULT_RECONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// short script call per period and worker.
 pub const DEFAULT_SCHEDULE_INTERVAL: Duration = Duration::from_millis(100);
 
+/// Default period between two readings of the Redis gauges (cargo feature `metrics`):
+/// often enough for a dashboard, and five light commands per period and worker.
+pub const DEFAULT_METRICS_INTERVAL: Duration = Duration::from_secs(5);
+
 /// Where a consumer group created by this backend starts reading.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum GroupStart {
@@ -75,6 +79,7 @@ pub struct RedisConfig {
     pub(crate) max_len: Option<usize>,
     pub(crate) reconnect_timeout: Duration,
     pub(crate) schedule_interval: Duration,
+    pub(crate) metrics_interval: Duration,
     pub(crate) group_start: GroupStart,
     pub(crate) tls_root_certificate: Option<Vec<u8>>,
 }
@@ -191,6 +196,7 @@ impl RedisBackendBuilder {
                 max_len: None,
                 reconnect_timeout: DEFAULT_RECONNECT_TIMEOUT,
                 schedule_interval: DEFAULT_SCHEDULE_INTERVAL,
+                metrics_interval: DEFAULT_METRICS_INTERVAL,
                 group_start: GroupStart::Beginning,
                 tls_root_certificate: None,
             },
@@ -298,6 +304,13 @@ impl RedisBackendBuilder {
         self
     }
 
+    /// How often the Redis gauges (`necrostack_redis_*`, cargo feature `metrics`) are read
+    /// (default [`DEFAULT_METRICS_INTERVAL`]).
+    pub fn metrics_interval(mut self, interval: Duration) -> Self {
+        self.config.metrics_interval = interval;
+        self
+    }
+
     /// How often this worker moves scheduled events that are due into the stream
     /// (default [`DEFAULT_SCHEDULE_INTERVAL`]): a scheduled event is delivered no earlier
     /// than due (by the Redis server's clock) and typically within this period after.
@@ -346,6 +359,8 @@ impl RedisBackendBuilder {
             Some("claim_interval must not be zero")
         } else if c.schedule_interval.is_zero() {
             Some("schedule_interval must not be zero")
+        } else if c.metrics_interval.is_zero() {
+            Some("metrics_interval must not be zero")
         } else {
             None
         };

@@ -19,8 +19,8 @@ use redis::{AsyncConnectionConfig, Client};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
+use super::counters::Counters;
 use super::error::{is_connection_error, RedisBackendError};
-use super::health::Counters;
 use super::secret::Secrets;
 
 /// The first wait between reconnection attempts; it doubles up to [`MAX_BACKOFF`].

@@ -1,6 +1,6 @@
 //! [`Core`]: the state every clone of a [`RedisBackend`](super::RedisBackend) shares, and
-//! the stream operations on it: creating the group, completing, dead-lettering,
-//! releasing and handing entries over.
+//! the stream operations on it: creating the group, running the completion script,
+//! dead-lettering, releasing and handing entries over.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,11 +13,12 @@ use tokio::time::Instant;
 
 use super::config::{GroupStart, RedisBackendBuilder, RedisConfig};
 use super::connection::Link;
+use super::counters::Counters;
 use super::dead_letter::{self, EntryProblem, Source};
 use super::error::RedisBackendError;
-use super::health::Counters;
 use super::reply::{self, RawEntry};
 use super::script::{Applied, CompleteArgs, Entry, Keys, Scripts, Writes};
+use crate::backend::BackendError;
 
 /// How idle an entry handed over on release or close is made to look, so that any
 /// consumer's next `XAUTOCLAIM` takes it at once: a day, more than any sane claim idle.
@@ -43,6 +44,9 @@ pub(crate) enum Role {
     Producer,
 }
 
+/// The settings, keys, connections, scripts and counters (set once in
+/// [`connect`](Self::connect), read by every module), and behind methods the state that
+/// changes: what this consumer holds, where its reads stand, whether it is closed.
 pub(crate) struct Core {
     pub(crate) config: RedisConfig,
     pub(crate) stream: String,
@@ -57,11 +61,11 @@ pub(crate) struct Core {
     pub(crate) counters: Arc<Counters>,
     /// Entry ids this consumer holds: fetched and not yet completed or released. Re-reads
     /// of the pending list skip them, so nothing in flight is delivered twice.
-    pub(crate) held: Mutex<HashSet<String>>,
-    pub(crate) scan: Mutex<Scan>,
-    pub(crate) closed: AtomicBool,
+    held: Mutex<HashSet<String>>,
+    scan: Mutex<Scan>,
+    closed: AtomicBool,
     /// Aborts the running fetch task on close.
-    pub(crate) fetch_abort: Mutex<Option<tokio::task::AbortHandle>>,
+    fetch_abort: Mutex<Option<tokio::task::AbortHandle>>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -141,6 +145,32 @@ impl Core {
 
     pub(crate) fn is_closed(&self) -> bool {
         self.closed.load(Ordering::SeqCst)
+    }
+
+    /// `Err(Closed)` once the backend is closed.
+    pub(crate) fn check_open(&self) -> Result<(), BackendError> {
+        if self.is_closed() {
+            Err(BackendError::Closed)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Marks the backend closed and stops the fetch in progress; `false` if it was
+    /// closed already.
+    pub(crate) fn close(&self) -> bool {
+        if self.closed.swap(true, Ordering::SeqCst) {
+            return false;
+        }
+        if let Some(abort) = lock(&self.fetch_abort).take() {
+            abort.abort();
+        }
+        true
+    }
+
+    /// Remembers the fetch task in progress, so that `close` can stop it.
+    pub(crate) fn fetching(&self, task: tokio::task::AbortHandle) {
+        *lock(&self.fetch_abort) = Some(task);
     }
 
     pub(crate) fn held(&self) -> MutexGuard<'_, HashSet<String>> {

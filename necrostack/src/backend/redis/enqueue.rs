@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use super::core::Core;
 use super::error::RedisBackendError;
-use super::reader::ENVELOPE_FIELD;
+use super::fetch::ENVELOPE_FIELD;
 use super::reply;
 
 /// Slack for the server's clock when looking for a batch by time: entries older than the

@@ -38,12 +38,17 @@
 //! See the crate README ("Running on Redis") for the guarantees in plain words.
 
 mod admin;
+mod complete;
 mod config;
 mod connection;
 mod core;
+mod counters;
 mod dead_letter;
 mod enqueue;
 mod error;
+mod fetch;
+#[cfg(feature = "metrics")]
+mod gauges;
 mod health;
 mod heartbeat;
 mod producer;
@@ -56,34 +61,30 @@ mod script;
 mod secret;
 mod stats;
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
-
-use tokio::task::JoinHandle;
-use tokio::time::Instant;
 
 pub use self::admin::{AdminError, DeadLetterPage, DeadLetterQuery, PurgeOutcome, RedisAdmin};
 pub use self::config::{
     GroupStart, RedisBackendBuilder, RedisConfig, DEFAULT_BLOCK_TIME, DEFAULT_CLAIM_IDLE,
     DEFAULT_CLAIM_INTERVAL, DEFAULT_CONNECT_TIMEOUT, DEFAULT_GROUP, DEFAULT_MAX_DELIVERIES,
-    DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_RECONNECT_TIMEOUT, DEFAULT_RESPONSE_TIMEOUT,
-    DEFAULT_SCHEDULE_INTERVAL, DEFAULT_STREAM,
+    DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_METRICS_INTERVAL, DEFAULT_RECONNECT_TIMEOUT,
+    DEFAULT_RESPONSE_TIMEOUT, DEFAULT_SCHEDULE_INTERVAL, DEFAULT_STREAM,
 };
+pub use self::counters::RedisMetrics;
 pub use self::dead_letter::{RedisDeadLetter, ORIGINAL_FIELD_PREFIX};
 pub use self::error::RedisBackendError;
-pub use self::health::{RedisHealth, RedisMetrics};
+pub use self::fetch::{ENVELOPE_FIELD, REPLAYED_FROM_FIELD};
+pub use self::health::RedisHealth;
 pub use self::producer::RedisProducer;
-pub use self::reader::{ENVELOPE_FIELD, REPLAYED_FROM_FIELD};
 pub use self::receipt::RedisReceipt;
 pub use self::replay::{ReplayOptions, ReplayOutcome};
 pub use self::secret::RedactedUrl;
 pub use self::stats::{ConsumerStats, GroupStats, PendingEntry, RedisStats, StreamStats};
 
 use self::core::Core;
-use self::dead_letter::{Fields, Source};
-use self::health::Counters;
-use self::script::{Applied, CompleteArgs, Writes};
+use self::counters::Counters;
+use self::reader::Reader;
 use crate::backend::{Backend, BackendError, Batch, Completion, Delivery, Scheduled};
 use crate::envelope::AnyEnvelope;
 
@@ -120,13 +121,6 @@ pub struct RedisBackend {
     reader: Arc<tokio::sync::Mutex<Reader>>,
 }
 
-/// Deliveries fetched but not yet handed out, and the fetch in progress.
-#[derive(Default)]
-struct Reader {
-    ready: VecDeque<Delivery<RedisReceipt>>,
-    task: Option<JoinHandle<Result<Vec<Delivery<RedisReceipt>>, RedisBackendError>>>,
-}
-
 impl std::fmt::Debug for RedisBackend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisBackend")
@@ -154,44 +148,7 @@ impl RedisBackend {
 
     /// Pings Redis and reads the state of the stream and the group.
     pub async fn health(&self) -> Result<RedisHealth, BackendError> {
-        let started = Instant::now();
-        self.core.command("PING", |_| {}).await?;
-        let ping = started.elapsed();
-        let number = |value: redis::Value| {
-            reply::integer(&value)
-                .and_then(|n| u64::try_from(n).ok())
-                .unwrap_or(0)
-        };
-        let stream_length = number(
-            self.core
-                .command("XLEN", |c| {
-                    c.arg(&self.core.stream);
-                })
-                .await?,
-        );
-        let dead_letters = number(
-            self.core
-                .command("XLEN", |c| {
-                    c.arg(&self.core.dlq);
-                })
-                .await?,
-        );
-        let groups = self
-            .core
-            .command("XINFO", |c| {
-                c.arg("GROUPS").arg(&self.core.stream);
-            })
-            .await?;
-        let (consumers, pending, lag) =
-            reply::group_info(&groups, &self.core.config.group).unwrap_or((0, 0, None));
-        Ok(RedisHealth {
-            ping,
-            stream_length,
-            pending,
-            lag,
-            consumers,
-            dead_letters,
-        })
+        Ok(health::read(&self.core).await?)
     }
 
     /// The oldest `count` entries of the dead-letter stream.
@@ -232,66 +189,7 @@ impl RedisBackend {
     }
 
     fn check_open(&self) -> Result<(), BackendError> {
-        if self.core.is_closed() {
-            Err(BackendError::Closed)
-        } else {
-            Ok(())
-        }
-    }
-
-    /// How long the next read may block: `None` for a non-blocking read.
-    fn block_for(&self, deadline: Option<Instant>) -> Option<Duration> {
-        let cap = self.core.config.block_time;
-        match deadline {
-            None => Some(cap),
-            Some(deadline) => {
-                let left = deadline.saturating_duration_since(Instant::now());
-                (!left.is_zero()).then(|| left.min(cap))
-            }
-        }
-    }
-
-    /// What a completion writes. An emitted or scheduled event that cannot be stored
-    /// (too large, or not encodable) becomes a dead letter with the reason instead of
-    /// failing the completion: the handling is over either way, and nothing is lost.
-    fn writes(&self, source: &Source<'_>, completion: Completion) -> Writes {
-        let mut writes = Writes::default();
-        for envelope in &completion.emitted {
-            match self.storable(source, envelope) {
-                Ok(json) => writes.emitted.push(json),
-                Err(fields) => writes.dead_letters.push(fields),
-            }
-        }
-        for event in &completion.scheduled {
-            match self.storable(source, &event.envelope) {
-                Ok(json) => writes.scheduled.push((schedule::score(event.due), json)),
-                Err(fields) => writes.dead_letters.push(fields),
-            }
-        }
-        for letter in &completion.dead_letters {
-            writes
-                .dead_letters
-                .push(dead_letter::for_spine(source, letter));
-        }
-        writes
-    }
-
-    /// The event encoded for the stream, or the dead letter it becomes.
-    fn storable(&self, source: &Source<'_>, envelope: &AnyEnvelope) -> Result<Vec<u8>, Fields> {
-        let limit = self.core.config.max_payload_bytes;
-        match envelope.to_json() {
-            Err(error) => {
-                tracing::warn!(event_id = %envelope.id(), %error, "emitted event cannot be encoded: dead-lettered");
-                Err(dead_letter::for_unencodable_emitted(
-                    source, envelope, &error,
-                ))
-            }
-            Ok(json) if json.len() + ENVELOPE_FIELD.len() > limit => {
-                tracing::warn!(event_id = %envelope.id(), size = json.len(), limit, "emitted event over max_payload_bytes: dead-lettered");
-                Err(dead_letter::for_oversize_emitted(source, json, limit))
-            }
-            Ok(json) => Ok(json),
-        }
+        self.core.check_open()
     }
 }
 
@@ -309,61 +207,8 @@ impl Backend for RedisBackend {
         timeout: Duration,
     ) -> Result<Batch<Delivery<RedisReceipt>>, BackendError> {
         self.check_open()?;
-        let deadline = Instant::now().checked_add(timeout);
         let mut reader = self.reader.lock().await;
-        let mut read_backoff = connection::first_backoff();
-        loop {
-            self.check_open()?;
-            if !reader.ready.is_empty() || max == 0 {
-                let take = max.min(reader.ready.len());
-                let batch: Batch<_> = reader.ready.drain(..take).collect();
-                Counters::add(&self.core.counters.pulled, batch.len() as u64);
-                return Ok(batch);
-            }
-            let block = self.block_for(deadline);
-            let task = match reader.task.as_mut() {
-                Some(task) => task,
-                None => {
-                    let core = Arc::clone(&self.core);
-                    let task = tokio::spawn(reader::fetch(core, max, block));
-                    *self
-                        .core
-                        .fetch_abort
-                        .lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner) =
-                        Some(task.abort_handle());
-                    reader.task.insert(task)
-                }
-            };
-            // If this future is dropped here, the task keeps running and its deliveries
-            // are picked up by the next pull: nothing taken is lost.
-            let joined = task.await;
-            reader.task = None;
-            match joined {
-                Ok(Ok(batch)) => reader.ready.extend(batch),
-                Ok(Err(error)) if error.is_connection() => {
-                    // Redis is away: keep trying (the read reconnects) until the reconnect
-                    // timeout, counted from the first failure, has passed.
-                    if self.core.gave_up() {
-                        return Err(error.into());
-                    }
-                    tracing::debug!(%error, retry_in = ?read_backoff, "reading from Redis failed; retrying");
-                    tokio::time::sleep(connection::jittered(read_backoff)).await;
-                    read_backoff = connection::next_backoff(read_backoff);
-                    continue;
-                }
-                Ok(Err(error)) => return Err(error.into()),
-                Err(join) if join.is_cancelled() => return Err(BackendError::Closed),
-                Err(join) => {
-                    return Err(BackendError::Other(
-                        format!("the Redis read task failed: {join}").into(),
-                    ))
-                }
-            }
-            if reader.ready.is_empty() && block.is_none() {
-                return Ok(Batch::new());
-            }
-        }
+        reader.pull(&self.core, max, timeout).await
     }
 
     async fn complete(
@@ -371,43 +216,8 @@ impl Backend for RedisBackend {
         receipt: RedisReceipt,
         completion: Completion,
     ) -> Result<(), BackendError> {
-        let core = &*self.core;
         let (entry_id, deliveries) = receipt.into_parts();
-        core.held().remove(&entry_id);
-        self.check_open()?;
-        let writes = self.writes(&core.source(&entry_id, deliveries), completion);
-        let (n_emitted, n_dead) = (
-            writes.emitted.len() as u64,
-            writes.dead_letters.len() as u64,
-        );
-        let args = CompleteArgs::new(
-            &core.keys(),
-            &core.entry(&entry_id),
-            core.config.max_len,
-            writes,
-        );
-        match core.run_complete(&args).await {
-            Ok(Applied::Done) => {
-                Counters::add(&core.counters.acked, 1);
-                Counters::add(&core.counters.emitted, n_emitted);
-                Counters::add(&core.counters.dead_lettered, n_dead);
-                Ok(())
-            }
-            Ok(applied) => {
-                Counters::add(&core.counters.stale_completions, 1);
-                tracing::warn!(
-                    entry_id = %entry_id,
-                    ?applied,
-                    "completion discarded: the entry is no longer pending for this consumer (taken over after claim_idle, or already acknowledged); its handling by the current owner counts"
-                );
-                Ok(())
-            }
-            Err(error) => {
-                // Still pending for us: the next pull re-reads it.
-                core.recover_pending();
-                Err(error.into())
-            }
-        }
+        complete::complete(&self.core, &entry_id, deliveries, completion).await
     }
 
     async fn schedule(&self, events: Vec<Scheduled>) -> Result<(), BackendError> {
@@ -444,11 +254,7 @@ impl Backend for RedisBackend {
             // Nothing of the spine's is in flight: stop the read ahead and drop what it
             // fetched (their receipts give them up), then hand over everything still
             // pending for this consumer.
-            let mut reader = self.reader.lock().await;
-            if let Some(task) = reader.task.take() {
-                task.abort();
-            }
-            reader.ready.clear();
+            self.reader.lock().await.drop_held();
         }
         self.core.held().clear();
         let pending = self.core.own_pending(100_000).await?;
@@ -464,18 +270,8 @@ impl Backend for RedisBackend {
     }
 
     async fn close(&self) -> Result<(), BackendError> {
-        use std::sync::atomic::Ordering;
-        if self.core.closed.swap(true, Ordering::SeqCst) {
+        if !self.core.close() {
             return Ok(());
-        }
-        if let Some(abort) = self
-            .core
-            .fetch_abort
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .take()
-        {
-            abort.abort();
         }
         // Everything still pending for this consumer (buffered, in flight or left by a
         // read cut short) goes to whichever consumer claims next.
@@ -504,6 +300,8 @@ impl RedisBackendBuilder {
         tracing::info!(config = %core.config, "Redis backend ready");
         heartbeat::spawn(&core);
         schedule::spawn_mover(&core);
+        #[cfg(feature = "metrics")]
+        gauges::spawn(&core);
         Ok(RedisBackend {
             core,
             reader: Arc::new(tokio::sync::Mutex::new(Reader::default())),

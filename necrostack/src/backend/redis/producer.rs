@@ -9,9 +9,9 @@ use uuid::Uuid;
 
 use super::config::RedisBackendBuilder;
 use super::core::{Core, Role};
+use super::counters::Counters;
 use super::error::RedisBackendError;
-use super::health::Counters;
-use super::reader::ENVELOPE_FIELD;
+use super::fetch::ENVELOPE_FIELD;
 use super::{enqueue, schedule};
 use crate::backend::{BackendError, Scheduled};
 use crate::envelope::{AnyEnvelope, Envelope};

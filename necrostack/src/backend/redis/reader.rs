@@ -1,230 +1,100 @@
-//! Fetching entries for this consumer: first its own pending entries (left by an earlier
-//! run under the same name, or by a failed completion), then entries of dead consumers
-//! (`XAUTOCLAIM`, at most every `claim_interval`), then new entries (blocking
-//! `XREADGROUP`). Every entry is checked before the spine sees it: too many deliveries,
-//! wrong fields, oversize or undecodable entries go to the dead-letter stream.
+//! [`Reader`]: what this consumer has read ahead and the read in progress; `pull` takes
+//! from it, fetching more (in a task, so that a dropped `pull` loses nothing) when empty.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use super::connection;
 use super::core::Core;
-use super::dead_letter::EntryProblem;
+use super::counters::Counters;
 use super::error::RedisBackendError;
-use super::health::Counters;
-use super::reply::RawEntry;
-use super::RedisReceipt;
-use crate::backend::Delivery;
-use crate::envelope::AnyEnvelope;
+use super::fetch;
+use super::receipt::RedisReceipt;
+use crate::backend::{BackendError, Batch, Delivery};
 
-/// The field/value pairs of a stream entry.
-type Fields = Vec<(Vec<u8>, Vec<u8>)>;
+/// A fetch running in its own task.
+type Fetch = JoinHandle<Result<Vec<Delivery<RedisReceipt>>, RedisBackendError>>;
 
-/// The one field of a stream entry written by this backend.
-pub const ENVELOPE_FIELD: &str = "envelope";
-
-/// The second field of an entry put back from the dead-letter stream by a replay: the id
-/// of the dead letter it came from. The only field accepted besides the envelope.
-pub const REPLAYED_FROM_FIELD: &str = "replayed_from";
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Origin {
-    /// This consumer's own pending entries.
-    Recovered,
-    /// Taken over from another consumer.
-    Claimed,
-    /// Never delivered before.
-    New,
+/// Deliveries fetched but not yet handed out, and the fetch in progress.
+#[derive(Default)]
+pub(crate) struct Reader {
+    ready: VecDeque<Delivery<RedisReceipt>>,
+    task: Option<Fetch>,
 }
 
-/// One fetch: up to `max` deliveries, blocking up to `block` for new entries (`None`
-/// does not block).
-pub(crate) async fn fetch(
-    core: Arc<Core>,
-    max: usize,
-    block: Option<Duration>,
-) -> Result<Vec<Delivery<RedisReceipt>>, RedisBackendError> {
-    // 1. Own pending entries.
-    loop {
-        let Some(from) = core.scan().recover_from.clone() else {
-            break;
-        };
-        let entries = core.read_group(max, None, &from).await?;
-        core.scan().recover_from = entries.last().map(|e| e.id.clone());
-        if entries.is_empty() {
-            break;
-        }
-        let out = admit(&core, entries, Origin::Recovered).await?;
-        if !out.is_empty() {
-            return Ok(out);
-        }
-    }
-
-    // 2. Entries of consumers that stopped acknowledging.
-    let claim = {
-        let scan = core.scan();
-        (Instant::now() >= scan.next_claim).then(|| scan.claim_cursor.clone())
-    };
-    if let Some(cursor) = claim {
-        let (next, claimed, deleted) = core.autoclaim(max, &cursor).await?;
-        {
-            let mut scan = core.scan();
-            if next == "0-0" {
-                scan.next_claim = Instant::now() + core.config.claim_interval;
+impl Reader {
+    /// Up to `max` deliveries, waiting up to `timeout` for the first. While Redis is away
+    /// it keeps trying until the reconnect timeout (from the first failure) has passed.
+    pub(crate) async fn pull(
+        &mut self,
+        core: &Arc<Core>,
+        max: usize,
+        timeout: Duration,
+    ) -> Result<Batch<Delivery<RedisReceipt>>, BackendError> {
+        let deadline = Instant::now().checked_add(timeout);
+        let mut backoff = connection::first_backoff();
+        loop {
+            core.check_open()?;
+            if !self.ready.is_empty() || max == 0 {
+                let take = max.min(self.ready.len());
+                let batch: Batch<_> = self.ready.drain(..take).collect();
+                Counters::add(&core.counters.pulled, batch.len() as u64);
+                return Ok(batch);
             }
-            scan.claim_cursor = next;
-        }
-        if !deleted.is_empty() {
-            // XAUTOCLAIM already removed them from the pending list.
-            Counters::add(&core.counters.trimmed, deleted.len() as u64);
-            tracing::warn!(count = deleted.len(), "pending entries of another consumer were deleted from the stream before being handled");
-        }
-        if !claimed.is_empty() {
-            let ids: Vec<&str> = claimed.iter().map(|e| e.id.as_str()).collect();
-            tracing::info!(
-                count = claimed.len(),
-                first = ids[0],
-                "took over entries left pending by other consumers"
-            );
-            Counters::add(&core.counters.reclaimed, claimed.len() as u64);
-        }
-        let out = admit(&core, claimed, Origin::Claimed).await?;
-        if !out.is_empty() {
-            return Ok(out);
-        }
-    }
-
-    // 3. New entries.
-    let entries = core.read_group(max, block, ">").await?;
-    admit(&core, entries, Origin::New).await
-}
-
-/// Turns raw entries into deliveries, dead-lettering the ones the spine must not see.
-async fn admit(
-    core: &Arc<Core>,
-    entries: Vec<RawEntry>,
-    origin: Origin,
-) -> Result<Vec<Delivery<RedisReceipt>>, RedisBackendError> {
-    let mut deleted = Vec::new();
-    let mut live = Vec::with_capacity(entries.len());
-    {
-        let held = core.held();
-        for entry in entries {
-            if held.contains(&entry.id) {
-                continue;
-            }
-            match entry.fields {
-                Some(fields) => live.push((entry.id, fields)),
-                None => deleted.push(entry.id),
-            }
-        }
-    }
-    core.ack_deleted(&deleted).await?;
-    if live.is_empty() {
-        return Ok(Vec::new());
-    }
-
-    let counts = match origin {
-        Origin::New => None,
-        Origin::Recovered | Origin::Claimed => {
-            let ids: Vec<&str> = live.iter().map(|(id, _)| id.as_str()).collect();
-            Some(core.delivery_counts(&ids).await?)
-        }
-    };
-
-    let mut out = Vec::with_capacity(live.len());
-    // On failure, dropping `out` gives the entries admitted so far up again (their
-    // receipts' drop guard): they stay pending for this consumer and are re-read.
-    check_each(core, live, counts.as_ref(), &mut out).await?;
-    Ok(out)
-}
-
-/// Admits each live entry into `out` or dead-letters it.
-async fn check_each(
-    core: &Arc<Core>,
-    live: Vec<(String, Fields)>,
-    counts: Option<&std::collections::HashMap<String, u32>>,
-    out: &mut Vec<Delivery<RedisReceipt>>,
-) -> Result<(), RedisBackendError> {
-    for (id, fields) in live {
-        let attempt = match counts {
-            None => 1,
-            Some(counts) => match counts.get(&id) {
-                Some(count) => (*count).max(1),
-                // Acknowledged or taken over since it was read: not ours to deliver.
-                None => continue,
-            },
-        };
-        if attempt > core.config.max_deliveries {
-            let problem = EntryProblem::TooManyDeliveries {
-                deliveries: attempt,
-                limit: core.config.max_deliveries,
-            };
-            core.dead_letter_entry(&id, &fields, attempt, problem)
-                .await?;
-            continue;
-        }
-        match decode(&fields, core.config.max_payload_bytes) {
-            Ok(envelope) => {
-                core.held().insert(id.clone());
-                if attempt > 1 {
-                    Counters::add(&core.counters.retried, 1);
+            let block = block_for(core, deadline);
+            let task = self.task.get_or_insert_with(|| {
+                let task = tokio::spawn(fetch::fetch(Arc::clone(core), max, block));
+                core.fetching(task.abort_handle());
+                task
+            });
+            // If this future is dropped here, the task keeps running and its deliveries
+            // are picked up by the next pull: nothing taken is lost.
+            let joined = task.await;
+            self.task = None;
+            match joined {
+                Ok(Ok(batch)) => self.ready.extend(batch),
+                Ok(Err(error)) if error.is_connection() && !core.gave_up() => {
+                    tracing::debug!(%error, retry_in = ?backoff, "reading from Redis failed; retrying");
+                    tokio::time::sleep(connection::jittered(backoff)).await;
+                    backoff = connection::next_backoff(backoff);
+                    continue;
                 }
-                out.push(Delivery {
-                    envelope,
-                    receipt: RedisReceipt::new(id, attempt, Arc::downgrade(core)),
-                    attempt,
-                });
+                Ok(Err(error)) => return Err(error.into()),
+                Err(join) if join.is_cancelled() => return Err(BackendError::Closed),
+                Err(join) => {
+                    return Err(BackendError::Other(
+                        format!("the Redis read task failed: {join}").into(),
+                    ))
+                }
             }
-            Err(problem) => {
-                core.dead_letter_entry(&id, &fields, attempt, problem)
-                    .await?
+            if self.ready.is_empty() && block.is_none() {
+                return Ok(Batch::new());
             }
         }
     }
-    Ok(())
-}
 
-/// The envelope of an entry, or why there is none.
-fn decode(fields: &[(Vec<u8>, Vec<u8>)], max_bytes: usize) -> Result<AnyEnvelope, EntryProblem> {
-    let size: usize = fields.iter().map(|(k, v)| k.len() + v.len()).sum();
-    if size > max_bytes {
-        return Err(EntryProblem::Oversize {
-            size,
-            limit: max_bytes,
-        });
-    }
-    match envelope_of(fields) {
-        Some(value) => AnyEnvelope::from_json(value).map_err(|error| EntryProblem::Undecodable {
-            error: error.to_string(),
-        }),
-        None => {
-            let names: Vec<String> = fields
-                .iter()
-                .map(|(k, _)| format!("{:?}", String::from_utf8_lossy(k)))
-                .collect();
-            Err(EntryProblem::WrongFields {
-                detail: format!(
-                    "expected exactly one field \"{ENVELOPE_FIELD}\" (or it and \"{REPLAYED_FROM_FIELD}\"), found [{}]",
-                    names.join(", ")
-                ),
-            })
+    /// Stops the read in progress and drops what was read ahead: their receipts give the
+    /// entries up (they stay pending for this consumer, to be handed over or re-read).
+    pub(crate) fn drop_held(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
         }
+        self.ready.clear();
     }
 }
 
-/// The envelope of an entry that has exactly the field `envelope`, or `envelope` and
-/// `replayed_from` (in either order); `None` for any other set of fields.
-pub(crate) fn envelope_of(fields: &[(Vec<u8>, Vec<u8>)]) -> Option<&[u8]> {
-    let is = |name: &[u8], expected: &str| name == expected.as_bytes();
-    match fields {
-        [(name, value)] if is(name, ENVELOPE_FIELD) => Some(value),
-        [(a, value), (b, _)] | [(b, _), (a, value)]
-            if is(a, ENVELOPE_FIELD) && is(b, REPLAYED_FROM_FIELD) =>
-        {
-            Some(value)
+/// How long the next read may block: `None` for a non-blocking read.
+fn block_for(core: &Core, deadline: Option<Instant>) -> Option<Duration> {
+    let cap = core.config.block_time;
+    match deadline {
+        None => Some(cap),
+        Some(deadline) => {
+            let left = deadline.saturating_duration_since(Instant::now());
+            (!left.is_zero()).then(|| left.min(cap))
         }
-        _ => None,
     }
 }

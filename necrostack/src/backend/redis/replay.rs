@@ -16,7 +16,7 @@ use serde_json::value::RawValue;
 
 use super::admin::{check_id, AdminError, RedisAdmin};
 use super::dead_letter::RedisDeadLetter;
-use super::reader::{ENVELOPE_FIELD, REPLAYED_FROM_FIELD};
+use super::fetch::{ENVELOPE_FIELD, REPLAYED_FROM_FIELD};
 use super::reply;
 use crate::envelope::AnyEnvelope;
 

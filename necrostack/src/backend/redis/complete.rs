@@ -1,0 +1,98 @@
+//! Completing a delivery: what the completion writes (emitted events, scheduled events,
+//! dead letters) and the one script call that writes it with the acknowledgement.
+
+use super::core::Core;
+use super::counters::Counters;
+use super::dead_letter::{self, Fields, Source};
+use super::fetch::ENVELOPE_FIELD;
+use super::schedule;
+use super::script::{Applied, CompleteArgs, Writes};
+use crate::backend::{BackendError, Completion};
+use crate::envelope::AnyEnvelope;
+
+/// Completes the delivery of `entry_id` (delivered `deliveries` times) with `completion`.
+pub(crate) async fn complete(
+    core: &Core,
+    entry_id: &str,
+    deliveries: u32,
+    completion: Completion,
+) -> Result<(), BackendError> {
+    core.held().remove(entry_id);
+    core.check_open()?;
+    let writes = writes(core, &core.source(entry_id, deliveries), completion);
+    let (n_emitted, n_dead) = (
+        writes.emitted.len() as u64,
+        writes.dead_letters.len() as u64,
+    );
+    let args = CompleteArgs::new(
+        &core.keys(),
+        &core.entry(entry_id),
+        core.config.max_len,
+        writes,
+    );
+    match core.run_complete(&args).await {
+        Ok(Applied::Done) => {
+            Counters::add(&core.counters.acked, 1);
+            Counters::add(&core.counters.emitted, n_emitted);
+            Counters::add(&core.counters.dead_lettered, n_dead);
+            Ok(())
+        }
+        Ok(applied) => {
+            Counters::add(&core.counters.stale_completions, 1);
+            tracing::warn!(
+                entry_id = %entry_id,
+                ?applied,
+                "completion discarded: the entry is no longer pending for this consumer (taken over after claim_idle, or already acknowledged); its handling by the current owner counts"
+            );
+            Ok(())
+        }
+        Err(error) => {
+            // Still pending for us: the next pull re-reads it.
+            core.recover_pending();
+            Err(error.into())
+        }
+    }
+}
+
+/// What a completion writes. An emitted or scheduled event that cannot be stored (too
+/// large, or not encodable) becomes a dead letter with the reason instead of failing the
+/// completion: the handling is over either way, and nothing is lost.
+fn writes(core: &Core, source: &Source<'_>, completion: Completion) -> Writes {
+    let mut writes = Writes::default();
+    for envelope in &completion.emitted {
+        match storable(core, source, envelope) {
+            Ok(json) => writes.emitted.push(json),
+            Err(fields) => writes.dead_letters.push(fields),
+        }
+    }
+    for event in &completion.scheduled {
+        match storable(core, source, &event.envelope) {
+            Ok(json) => writes.scheduled.push((schedule::score(event.due), json)),
+            Err(fields) => writes.dead_letters.push(fields),
+        }
+    }
+    for letter in &completion.dead_letters {
+        writes
+            .dead_letters
+            .push(dead_letter::for_spine(source, letter));
+    }
+    writes
+}
+
+/// The event encoded for the stream, or the dead letter it becomes.
+fn storable(core: &Core, source: &Source<'_>, envelope: &AnyEnvelope) -> Result<Vec<u8>, Fields> {
+    let limit = core.config.max_payload_bytes;
+    match envelope.to_json() {
+        Err(error) => {
+            tracing::warn!(event_id = %envelope.id(), %error, "emitted event cannot be encoded: dead-lettered");
+            Err(dead_letter::for_unencodable_emitted(
+                source, envelope, &error,
+            ))
+        }
+        Ok(json) if json.len() + ENVELOPE_FIELD.len() > limit => {
+            tracing::warn!(event_id = %envelope.id(), size = json.len(), limit, "emitted event over max_payload_bytes: dead-lettered");
+            Err(dead_letter::for_oversize_emitted(source, json, limit))
+        }
+        Ok(json) => Ok(json),
+    }
+}

@@ -398,3 +398,42 @@ async fn an_existing_stream_with_other_subjects_is_refused() {
     assert!(error.to_string().contains("somebody.else"), "{error}");
     assert!(started.elapsed() < Duration::from_secs(3));
 }
+
+/// A server that wants a user and password (or a token) gets them from the URL; a wrong
+/// password is a clean error that does not show it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_in_the_url_authenticate() {
+    let Some(server) =
+        nats_server::NatsServer::start_with(&["--user", "alice", "--pass", "s3cr3t"])
+    else {
+        return;
+    };
+    let port = server.port();
+    let good = NatsBackend::builder(format!("nats://alice:s3cr3t@127.0.0.1:{port}"))
+        .stream("AUTH")
+        .build()
+        .await
+        .expect("the right password connects");
+    good.enqueue(vec![Envelope::new(Good { n: 1 }).into()])
+        .await
+        .unwrap();
+    assert_eq!(good.pull(1, Duration::from_secs(2)).await.unwrap().len(), 1);
+    let error = NatsBackend::builder(format!("nats://alice:wr0ngpass@127.0.0.1:{port}"))
+        .connect_timeout(Duration::from_secs(1))
+        .build()
+        .await
+        .expect_err("a wrong password is refused");
+    assert!(
+        !format!("{error} {error:?}").contains("wr0ngpass"),
+        "{error}"
+    );
+    let Some(token_server) = nats_server::NatsServer::start_with(&["--auth", "t0k3n"]) else {
+        return;
+    };
+    let url = format!("nats://t0k3n@127.0.0.1:{}", token_server.port());
+    NatsBackend::builder(url)
+        .stream("TOKEN")
+        .build()
+        .await
+        .expect("the token connects");
+}

@@ -72,11 +72,19 @@ pub struct NatsServer {
     dir: PathBuf,
     /// The configuration file (cluster nodes), or none (a single server).
     config: Option<PathBuf>,
+    /// Extra command-line arguments (a single server), e.g. `--user`/`--pass`.
+    extra_args: Vec<String>,
 }
 
 impl NatsServer {
     /// A single JetStream server, or `None` (after a printed message) without NATS.
     pub fn start() -> Option<Self> {
+        Self::start_with(&[])
+    }
+
+    /// A single JetStream server with extra arguments (e.g. `["--user", "u", "--pass",
+    /// "p"]`), or `None` without NATS.
+    pub fn start_with(extra_args: &[&str]) -> Option<Self> {
         if !check_available(&current_test()) {
             return None;
         }
@@ -86,6 +94,7 @@ impl NatsServer {
                 port: free_port(),
                 dir: temp_dir("single"),
                 config: None,
+                extra_args: extra_args.iter().map(|a| (*a).to_owned()).collect(),
             };
             if server.spawn().is_ok() {
                 return Some(server);
@@ -106,7 +115,8 @@ impl NatsServer {
                     .arg("-sd")
                     .arg(self.dir.join("store"))
                     .arg("-l")
-                    .arg(self.dir.join("nats.log"));
+                    .arg(self.dir.join("nats.log"))
+                    .args(&self.extra_args);
             }
         }
         let child = cmd
@@ -240,6 +250,7 @@ impl NatsCluster {
                 port: *port,
                 dir,
                 config: Some(config),
+                extra_args: Vec::new(),
             };
             node.spawn().expect("start a cluster node");
             nodes.push(node);

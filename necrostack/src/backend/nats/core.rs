@@ -16,7 +16,7 @@ use tokio::time::Instant;
 use super::config::{NatsBackendBuilder, NatsConfig};
 use super::error::NatsBackendError;
 use super::health::Counters;
-use super::secret::Secrets;
+use super::secret::{Credentials, Secrets};
 
 /// The first pause after a failure; it doubles up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_millis(50);
@@ -257,8 +257,15 @@ async fn connect_client(
     config: &NatsConfig,
     secrets: &Secrets,
 ) -> Result<async_nats::Client, NatsBackendError> {
-    let urls = config.urls.expose();
-    let options = async_nats::ConnectOptions::new()
+    let (urls, credentials) = config.urls.for_client();
+    let options = match credentials {
+        None => async_nats::ConnectOptions::new(),
+        Some(Credentials::UserPassword(user, password)) => {
+            async_nats::ConnectOptions::with_user_and_password(user, password)
+        }
+        Some(Credentials::Token(token)) => async_nats::ConnectOptions::with_token(token),
+    };
+    let options = options
         .name("necrostack")
         .connection_timeout(config.connect_timeout)
         .request_timeout(Some(config.response_timeout))

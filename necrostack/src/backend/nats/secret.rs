@@ -1,8 +1,11 @@
 //! Keeping credentials of NATS server URLs out of logs and errors.
 //!
-//! The URLs are stored as given (the client needs them), but everything that formats them
-//! goes through [`RedactedUrls`], and every error text that comes back from the client is
-//! passed through [`Secrets::scrub`] before it leaves the backend, in case it quotes one.
+//! The URLs are stored as given, but everything that formats them goes through
+//! [`RedactedUrls`], and every error text that comes back from the client is passed
+//! through [`Secrets::scrub`] before it leaves the backend, in case it quotes one. The
+//! client itself gets the URLs without their credentials ([`RedactedUrls::for_client`])
+//! and the credentials as connect options, so that its own debug logs, which print the
+//! server addresses, cannot show them either.
 
 use std::fmt;
 
@@ -31,6 +34,24 @@ impl RedactedUrls {
             .collect()
     }
 
+    /// The URLs without credentials, and the credentials of the first URL that has some:
+    /// what the NATS client gets.
+    pub(crate) fn for_client(&self) -> (Vec<String>, Option<Credentials>) {
+        let mut credentials = None;
+        let urls = self
+            .expose()
+            .into_iter()
+            .map(|url| {
+                let (bare, found) = split_credentials(&url);
+                if credentials.is_none() {
+                    credentials = found;
+                }
+                bare
+            })
+            .collect();
+        (urls, credentials)
+    }
+
     /// The secrets in these URLs, for scrubbing error texts.
     pub(crate) fn secrets(&self) -> Secrets {
         Secrets::of_urls(&self.raw)
@@ -47,6 +68,34 @@ impl fmt::Debug for RedactedUrls {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "\"{self}\"")
     }
+}
+
+/// Credentials taken out of a URL, percent-decoded.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) enum Credentials {
+    /// `user:password@`.
+    UserPassword(String, String),
+    /// `token@`.
+    Token(String),
+}
+
+/// `url` without its `userinfo@`, and what that userinfo was.
+fn split_credentials(url: &str) -> (String, Option<Credentials>) {
+    let scheme_end = url.find("://").map_or(0, |at| at + 3);
+    let rest = &url[scheme_end..];
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let Some(at) = rest[..authority_end].rfind('@') else {
+        return (url.to_owned(), None);
+    };
+    let userinfo = &rest[..at];
+    let bare = format!("{}{}", &url[..scheme_end], &rest[at + 1..]);
+    let credentials = match userinfo.split_once(':') {
+        Some((user, password)) => {
+            Credentials::UserPassword(percent_decode(user), percent_decode(password))
+        }
+        None => Credentials::Token(percent_decode(userinfo)),
+    };
+    (bare, Some(credentials))
 }
 
 /// The secret strings of some URLs: passwords and tokens, as written and percent-decoded.
@@ -131,6 +180,19 @@ mod tests {
         let scrubbed = urls.secrets().scrub("auth failed for s3cr@t / t0k3n");
         assert_eq!(scrubbed, "auth failed for *** / ***");
         assert_eq!(urls.expose().len(), 2);
+    }
+
+    #[test]
+    fn the_client_gets_bare_urls_and_the_credentials_apart() {
+        let urls = RedactedUrls::new("nats://al%40ice:p%3Ass@a:4222,nats://b:4222".into());
+        let (bare, credentials) = urls.for_client();
+        assert_eq!(bare, ["nats://a:4222", "nats://b:4222"]);
+        assert!(credentials == Some(Credentials::UserPassword("al@ice".into(), "p:ss".into())));
+        let (bare, credentials) = RedactedUrls::new("tls://t0k@h:4222".into()).for_client();
+        assert_eq!(bare, ["tls://h:4222"]);
+        assert!(credentials == Some(Credentials::Token("t0k".into())));
+        let (_, none) = RedactedUrls::new("nats://h:4222".into()).for_client();
+        assert!(none.is_none());
     }
 
     #[test]

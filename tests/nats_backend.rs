@@ -437,3 +437,42 @@ async fn credentials_in_the_url_authenticate() {
         .await
         .expect("the token connects");
 }
+
+/// A server that comes back without the consumer (memory storage, restarted) ends the run
+/// with an error that names it, instead of quietly starting over with an empty stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_back_without_the_consumer_ends_the_run() {
+    let Some(mut server) = nats_server::NatsServer::start() else {
+        return;
+    };
+    let backend = builder(&server, "FORGOTTEN")
+        .storage(necrostack::backend::nats::Storage::Memory)
+        .reconnect_timeout(Duration::from_secs(20))
+        .build()
+        .await
+        .unwrap();
+    let spine = Spine::builder()
+        .organ(take)
+        .backend(backend)
+        .poll_interval(Duration::from_millis(100))
+        .build()
+        .unwrap();
+    let run = tokio::spawn(async move { spine.run().await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    server.kill();
+    server.restart();
+    let restarted = Instant::now();
+    let ended = tokio::time::timeout(Duration::from_secs(15), run)
+        .await
+        .expect("run() ends when the consumer is gone")
+        .unwrap();
+    let text = ended.expect_err("a lost consumer is an error").to_string();
+    assert!(
+        text.contains("FORGOTTEN") && text.contains("no longer exists"),
+        "{text}"
+    );
+    assert!(
+        restarted.elapsed() < Duration::from_secs(10),
+        "well before the reconnect timeout"
+    );
+}

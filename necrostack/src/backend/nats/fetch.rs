@@ -85,9 +85,7 @@ pub(crate) async fn request(
         let now = Instant::now();
         if now >= deadline {
             if out.is_empty() {
-                return Err(Failure::Transient(
-                    "no answer to a pull request in time".to_owned(),
-                ));
+                return Err(unanswered(core, "no answer to a pull request in time").await);
             }
             break;
         }
@@ -118,7 +116,9 @@ pub(crate) async fn request(
             }
             Some(StatusCode::IDLE_HEARTBEAT) => {}
             Some(StatusCode::NOT_FOUND | StatusCode::TIMEOUT) => break,
-            Some(StatusCode::NO_RESPONDERS) => return Err(no_responders(core).await),
+            Some(StatusCode::NO_RESPONDERS) => {
+                return Err(unanswered(core, "no responders for pull requests").await)
+            }
             Some(status) => {
                 let text = message.description.unwrap_or_default();
                 if text.to_lowercase().contains("consumer deleted") {
@@ -152,13 +152,15 @@ fn raw(message: Message) -> Option<Raw> {
     })
 }
 
-/// No one answers pull requests: the consumer is gone, or its server is (electing).
-async fn no_responders(core: &Core) -> Failure {
+/// No one answers pull requests: the consumer is gone (a server that lost its data
+/// swallows requests for unknown consumers without a word), or its server is away or
+/// electing a leader. Only the first is fatal.
+async fn unanswered(core: &Core, what: &str) -> Failure {
     match core.consumer_exists().await {
-        Ok(false) => Failure::Fatal(core.consumer_missing(
-            "no responders for pull requests, and CONSUMER.INFO does not know it".to_owned(),
-        )),
-        _ => Failure::Transient("no responders for pull requests".to_owned()),
+        Ok(false) => Failure::Fatal(
+            core.consumer_missing(format!("{what}, and CONSUMER.INFO does not know it")),
+        ),
+        _ => Failure::Transient(what.to_owned()),
     }
 }
 

@@ -19,6 +19,10 @@
 
 #[path = "throughput/memory.rs"]
 mod memory;
+#[path = "throughput/nats.rs"]
+mod nats;
+#[path = "../tests/support/nats_server.rs"]
+mod nats_server;
 #[path = "throughput/redis.rs"]
 mod redis;
 #[path = "../tests/support/redis_server.rs"]
@@ -42,7 +46,7 @@ struct Measurement {
     baseline_per_sec: f64,
     ratio: f64,
     peak_rss_mb: f64,
-    /// Per-hop latency percentiles, for the Redis chain only.
+    /// Per-hop latency percentiles, for the Redis and NATS chains only.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     p50_hop_us: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
@@ -72,6 +76,10 @@ const WORKLOADS: &[(&str, &str, u32)] = &[
     ("redis", "pipeline", 1),
     ("redis", "pipeline", 2),
     ("redis", "fanout", 1),
+    ("nats", "chain", 1),
+    ("nats", "pipeline", 1),
+    ("nats", "pipeline", 2),
+    ("nats", "fanout", 1),
 ];
 
 fn main() {
@@ -122,16 +130,35 @@ fn main() {
         }
     }
 
+    // The same for NATS: $NECROSTACK_BENCH_NATS_URL, or a throwaway `nats-server -js`.
+    let mut _nats_server = None;
+    let mut nats_url = std::env::var(nats::URL_ENV).ok();
+    if nats_url.is_none() && selected.iter().any(|(backend, ..)| *backend == "nats") {
+        _nats_server = nats_server::NatsServer::start();
+        nats_url = _nats_server.as_ref().map(nats_server::NatsServer::url);
+        if nats_url.is_none() {
+            eprintln!(
+                "skipping the NATS workloads: no nats-server (or set {})",
+                nats::URL_ENV
+            );
+        }
+    }
+
     if !json {
         print_header();
     }
     let mut failed = false;
     let mut any_unreset = false;
     for &&(backend, workload, workers) in &selected {
-        if backend == "redis" && redis_url.is_none() {
+        if (backend == "redis" && redis_url.is_none()) || (backend == "nats" && nats_url.is_none())
+        {
             continue;
         }
-        match run_child(backend, workload, workers, redis_url.as_deref()) {
+        let urls = Urls {
+            redis: redis_url.as_deref(),
+            nats: nats_url.as_deref(),
+        };
+        match run_child(backend, workload, workers, urls) {
             Ok(results) => {
                 for m in results {
                     any_unreset |= m.peak_includes_baseline;
@@ -156,17 +183,27 @@ fn main() {
     }
 }
 
+/// The servers' URLs, passed to the child processes.
+#[derive(Clone, Copy)]
+struct Urls<'a> {
+    redis: Option<&'a str>,
+    nats: Option<&'a str>,
+}
+
 /// Runs one workload in a child process and reads back its measurements.
 fn run_child(
     backend: &str,
     workload: &str,
     workers: u32,
-    redis_url: Option<&str>,
+    urls: Urls<'_>,
 ) -> Result<Vec<Measurement>, String> {
     let exe = std::env::current_exe().map_err(|e| format!("cannot find the bench binary: {e}"))?;
     let mut command = Command::new(exe);
-    if let Some(url) = redis_url {
+    if let Some(url) = urls.redis {
         command.env(redis::URL_ENV, url);
+    }
+    if let Some(url) = urls.nats {
+        command.env(nats::URL_ENV, url);
     }
     let output = command
         .args(["--child", backend, workload, &workers.to_string()])
@@ -200,6 +237,12 @@ fn child(backend: &str, workload: &str, workers: u32, scale: f64) {
             let run = runtime
                 .spawn(async move { redis::run(&workload, workers, scale, reset_peak_rss).await });
             vec![runtime.block_on(run).expect("the Redis workload task")]
+        }
+        "nats" => {
+            let (workload, scale) = (workload.to_owned(), scale);
+            let run = runtime
+                .spawn(async move { nats::run(&workload, workers, scale, reset_peak_rss).await });
+            vec![runtime.block_on(run).expect("the NATS workload task")]
         }
         other => panic!("unknown backend {other}"),
     };

@@ -21,6 +21,7 @@
 //! cargo run --example etl                          # a small built-in CSV
 //! cargo run --example etl -- --file sales.csv      # your own CSV
 //! NECROSTACK_LOG=json cargo run --example etl      # logs as JSON lines on stderr
+//! cargo run --example etl -- --nats nats://127.0.0.1:4222   # the same on NATS JetStream
 //! ```
 //!
 //! The organs use the handler forms a user meets first: an async function that sees the
@@ -33,6 +34,8 @@ mod feed;
 mod file_input;
 #[path = "support/logs.rs"]
 mod logs;
+#[path = "support/nats_backend.rs"]
+mod nats_backend;
 #[path = "support/progress.rs"]
 mod progress;
 
@@ -47,6 +50,7 @@ use necrostack::{organ, Backend, Envelope, Event, InMemoryBackend, Spine};
 use serde::{Deserialize, Serialize};
 
 use file_input::{as_text, InputError, Shape, Source};
+use nats_backend::NatsArgs;
 use progress::Progress;
 
 /// Used when no `--file` is given: nine rows, two of them missing a field and one with
@@ -95,6 +99,8 @@ struct Args {
     /// Print the flow as a Mermaid flowchart (organs, the event types between them) and exit
     #[arg(long)]
     topology: bool,
+    #[command(flatten)]
+    nats: NatsArgs,
 }
 
 /// One row as read: every cell under its column name; `None` where the row is short.
@@ -347,7 +353,22 @@ async fn submit<B: Backend>(
     Ok(())
 }
 
+/// Runs the flow in memory, or on NATS with `--nats`.
 async fn run(args: &Args) -> Result<String, RunError> {
+    match &args.nats.nats {
+        None => run_on(InMemoryBackend::bounded(QUEUE), args).await,
+        // The flow's picture needs no broker.
+        Some(_) if args.topology => run_on(InMemoryBackend::bounded(QUEUE), args).await,
+        Some(url) => {
+            let backend = nats_backend::connect("etl", url).await?;
+            let result = run_on(backend.clone(), args).await;
+            nats_backend::clean_up(&backend, url).await;
+            result
+        }
+    }
+}
+
+async fn run_on<B: Backend>(backend: B, args: &Args) -> Result<String, RunError> {
     let source = match &args.file {
         Some(path) => Source::File(path.clone()),
         None => Source::BuiltIn {
@@ -359,7 +380,7 @@ async fn run(args: &Args) -> Result<String, RunError> {
     let summary = Shared::default();
     let failures = Arc::clone(&summary);
     let spine = Spine::builder()
-        .backend(InMemoryBackend::bounded(QUEUE))
+        .backend(backend)
         .organ(clean)
         .organ(transform)
         .organ(Tally(Arc::clone(&summary)))

@@ -14,15 +14,21 @@
 //! cargo run --example seance -- --help           # the options
 //! cargo run --example seance -- --topology       # the flow as a Mermaid flowchart
 //! NECROSTACK_LOG=json cargo run --example seance # logs as JSON lines on stderr
+//! cargo run --example seance -- --nats nats://127.0.0.1:4222   # the same on NATS JetStream
 //! ```
 
 #[path = "support/logs.rs"]
 mod logs;
+#[path = "support/nats_backend.rs"]
+mod nats_backend;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use clap::Parser;
-use necrostack::{organ, Emit, Emits, Envelope, Event, Handling, Organ, Spine, Uuid};
+use nats_backend::NatsArgs;
+use necrostack::{
+    organ, Backend, Emit, Emits, Envelope, Event, Handling, Organ, Spine, SpineBuilder, Uuid,
+};
 use serde::{Deserialize, Serialize};
 
 #[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
@@ -155,6 +161,8 @@ struct Args {
     /// Print the flow as a Mermaid flowchart (organs, the event types between them) and exit
     #[arg(long)]
     topology: bool,
+    #[command(flatten)]
+    nats: NatsArgs,
 }
 
 #[tokio::main]
@@ -164,8 +172,23 @@ async fn main() -> Result<(), necrostack::Error> {
     if args.spirits.is_empty() {
         args.spirits.push("Ada".to_owned());
     }
+    match args.nats.nats.clone() {
+        // The flow's picture needs no broker.
+        None => seance(Spine::builder(), args).await,
+        Some(_) if args.topology => seance(Spine::builder(), args).await,
+        Some(url) => {
+            let backend = nats_backend::connect("seance", &url).await?;
+            let result = seance(Spine::builder().backend(backend.clone()), args).await;
+            nats_backend::clean_up(&backend, &url).await;
+            result
+        }
+    }
+}
+
+/// Holds the séance on the spine `builder` makes (in memory, or on NATS).
+async fn seance<B: Backend>(builder: SpineBuilder<B>, args: Args) -> Result<(), necrostack::Error> {
     let spine = if args.quiet {
-        Spine::builder()
+        builder
             .organ(summon)
             .organ(speak)
             .organ(interpret)
@@ -175,7 +198,7 @@ async fn main() -> Result<(), necrostack::Error> {
         if !args.topology {
             row("event", "id", "depth", "caused by", "handled by");
         }
-        Spine::builder()
+        builder
             .organ(Traced(summon))
             .organ(Traced(speak))
             .organ(Traced(interpret))

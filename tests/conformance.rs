@@ -1,12 +1,14 @@
 //! The backend conformance suite: one set of generic tests that every `Backend` must
-//! pass, instantiated for `InMemoryBackend` and `RedisBackend` (against a throwaway
-//! `redis-server` per test).
+//! pass, instantiated for `InMemoryBackend`, `RedisBackend` (against a throwaway
+//! `redis-server` per test) and `NatsBackend` (against a throwaway `nats-server -js`).
 //!
 //! A [`Harness`] says how to make consumers of one queue and what the backend promises
 //! beyond the common contract (durability across `close`, consumer groups). Tests that
 //! only make sense for one kind of backend say so in their output instead of passing
 //! vacuously.
 
+#[path = "support/nats_server.rs"]
+mod nats_server;
 #[path = "support/redis_server.rs"]
 mod redis_server;
 
@@ -17,8 +19,8 @@ use necrostack::backend::{
     Backend, BackendError, Completion, DeadLetter, DeadLetterReason, Delivery, Scheduled,
 };
 use necrostack::{
-    organ, AnyEnvelope, Envelope, Event, FailurePolicy, InMemoryBackend, RedisBackend, RetryPolicy,
-    Spine,
+    organ, AnyEnvelope, Envelope, Event, FailurePolicy, InMemoryBackend, NatsBackend, RedisBackend,
+    RetryPolicy, Spine,
 };
 use serde::{Deserialize, Serialize};
 
@@ -171,6 +173,65 @@ impl Harness for Redis {
         &self,
         consumer: RedisBackend,
         deliveries: Vec<Delivery<necrostack::backend::redis::RedisReceipt>>,
+    ) {
+        // The process dies: no complete, no release, no close.
+        drop(deliveries);
+        drop(consumer);
+    }
+
+    fn redelivery_wait(&self) -> Duration {
+        Duration::from_secs(3)
+    }
+
+    async fn dead_letter_count(&self) -> usize {
+        let probe = self.consumer("probe").await;
+        probe.dead_letters(10_000).await.unwrap().len()
+    }
+}
+
+struct Nats {
+    server: nats_server::NatsServer,
+}
+
+impl Nats {
+    fn builder(&self, consumer: &str) -> necrostack::backend::nats::NatsBackendBuilder {
+        NatsBackend::builder(self.server.url())
+            .stream("CONFORMANCE")
+            .consumer(consumer)
+            .storage(necrostack::backend::nats::Storage::Memory)
+            .ack_wait(Duration::from_secs(1))
+            .max_wait(Duration::from_millis(200))
+    }
+}
+
+impl Harness for Nats {
+    type B = NatsBackend;
+
+    async fn new(_test: &str) -> Option<Self> {
+        let server = nats_server::NatsServer::start()?;
+        Some(Nats { server })
+    }
+
+    async fn consumer(&self, _name: &str) -> NatsBackend {
+        // Workers of one group share the durable consumer "workers".
+        self.builder("workers")
+            .build()
+            .await
+            .expect("connect to the test NATS")
+    }
+
+    async fn other_group(&self, group: &str) -> Option<NatsBackend> {
+        Some(self.builder(group).build().await.expect("connect"))
+    }
+
+    fn durable(&self) -> bool {
+        true
+    }
+
+    async fn crash(
+        &self,
+        consumer: NatsBackend,
+        deliveries: Vec<Delivery<necrostack::backend::nats::NatsReceipt>>,
     ) {
         // The process dies: no complete, no release, no close.
         drop(deliveries);
@@ -838,3 +899,4 @@ macro_rules! suite {
 // Consumer groups exist only where a backend has them: only Redis runs that test.
 suite!(in_memory, Memory);
 suite!(redis, Redis, two_groups_each_get_everything);
+suite!(nats, Nats, two_groups_each_get_everything);

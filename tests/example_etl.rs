@@ -3,6 +3,8 @@
 
 #[path = "support/examples.rs"]
 mod examples;
+#[path = "support/nats_server.rs"]
+mod nats_server;
 
 use examples::{data_file, run_example, stdout_of_success};
 
@@ -81,4 +83,16 @@ fn unreadable_file_and_bad_arguments_are_usage_errors() {
     let output = run_example("etl", &["--bogus"]);
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("unexpected argument '--bogus'"));
+}
+
+#[test]
+fn nats_run_gives_the_in_memory_summary() {
+    let Some(server) = nats_server::NatsServer::start() else {
+        return; // skipped, with a message (or a failure under NECROSTACK_REQUIRE_NATS=1)
+    };
+    let path = data_file("etl_sales.csv");
+    let in_memory = stdout_of_success(&run_example("etl", &["--file", &path]));
+    let url = server.url();
+    let on_nats = stdout_of_success(&run_example("etl", &["--file", &path, "--nats", &url]));
+    assert_eq!(on_nats, in_memory);
 }

@@ -3,6 +3,8 @@
 
 #[path = "support/examples.rs"]
 mod examples;
+#[path = "support/nats_server.rs"]
+mod nats_server;
 #[path = "support/redis_server.rs"]
 mod redis_server;
 
@@ -262,4 +264,27 @@ fn redis_run_gives_the_in_memory_summary() {
     assert_eq!(summary(&on_redis), in_memory);
     // Each run uses a fresh stream: a second run sees none of the first run's events.
     assert_eq!(summary(&on_redis), in_memory);
+}
+
+#[test]
+fn nats_run_gives_the_in_memory_summary() {
+    let Some(server) = nats_server::NatsServer::start() else {
+        return; // skipped, with a message (or a failure under NECROSTACK_REQUIRE_NATS=1)
+    };
+    let path = data_file("notifications.json");
+    // Rates high enough that retries and dead letters happen on this small file.
+    let args = [
+        "--file",
+        &path,
+        "--failure-rate",
+        "0.5",
+        "--permanent-rate",
+        "0.3",
+    ];
+    let in_memory = summary(&args);
+    assert!(n(&in_memory, &["dead_letters"]) > 0 && n(&in_memory, &["retries"]) > 0);
+    let url = server.url();
+    let mut on_nats = args.to_vec();
+    on_nats.extend(["--nats", &url]);
+    assert_eq!(summary(&on_nats), in_memory);
 }

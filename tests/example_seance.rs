@@ -3,6 +3,8 @@
 
 #[path = "support/examples.rs"]
 mod examples;
+#[path = "support/nats_server.rs"]
+mod nats_server;
 
 use examples::{run_example, stdout_of_success};
 
@@ -127,4 +129,19 @@ fn json_logs_are_json_lines_on_stderr() {
             .unwrap_or_else(|e| panic!("log line is not JSON ({e}): {line}"));
         assert_eq!(value["fields"]["organ"], "speak", "{line}");
     }
+}
+
+#[test]
+fn nats_run_gives_the_in_memory_omens() {
+    let Some(server) = nats_server::NatsServer::start() else {
+        return; // skipped, with a message (or a failure under NECROSTACK_REQUIRE_NATS=1)
+    };
+    let args = ["--quiet", "Ada", "Grace", "Alan"];
+    let in_memory = stdout_of_success(&run_example("seance", &args));
+    let url = server.url();
+    let on_nats = stdout_of_success(&run_example(
+        "seance",
+        &[&args[..], &["--nats", &url]].concat(),
+    ));
+    assert_eq!(on_nats, in_memory);
 }

@@ -3,6 +3,8 @@
 
 #[path = "support/examples.rs"]
 mod examples;
+#[path = "support/nats_server.rs"]
+mod nats_server;
 #[path = "support/redis_server.rs"]
 mod redis_server;
 
@@ -314,5 +316,46 @@ fn redis_run_gives_the_same_trades_and_books() {
     assert!(
         stdout.contains("risk alert: carol holds -200 AAPL (limit 100)"),
         "{stdout}"
+    );
+}
+
+#[test]
+fn nats_run_gives_the_same_json_as_in_memory() {
+    let Some(server) = nats_server::NatsServer::start() else {
+        return; // skipped, with a message (or a failure under NECROSTACK_REQUIRE_NATS=1)
+    };
+    let url = server.url();
+    let path = data_file("orderbook_sample.json");
+    // Settlement retries go through the NATS scheduled stream; matching is untouched.
+    let args = ["--file", &path, "--settlement-failure-rate", "0.5"];
+    let in_memory = stdout_of_success(&run_example(
+        "trading_orderbook",
+        &[&args[..], &["--json"]].concat(),
+    ));
+    let on_nats = stdout_of_success(&run_example(
+        "trading_orderbook",
+        &[&args[..], &["--json", "--nats", &url]].concat(),
+    ));
+    assert_eq!(
+        on_nats, in_memory,
+        "`--nats URL --json` equals the in-memory `--json`"
+    );
+    assert_eq!(
+        json_run(&[&args[..], &["--nats", &url]].concat()),
+        sample_expectation()
+    );
+    // Each run deletes its streams: the server is left empty.
+    let streams = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let client = async_nats::connect(url.as_str()).await.unwrap();
+        let js = async_nats::jetstream::new(client);
+        let names: Value = js.request("STREAM.NAMES", &json!({})).await.unwrap();
+        names["total"].as_u64().unwrap()
+    });
+    assert_eq!(streams, 0, "the runs deleted their streams");
+    let output = run_example("trading_orderbook", &["--nats", &url, "--redis", &url]);
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "--nats and --redis exclude each other"
     );
 }

@@ -27,13 +27,16 @@
 //! cargo run --example notification_pipeline -- --count 500 --seed 7 --json
 //! cargo run --example notification_pipeline -- --file requests.json  # or .csv
 //! cargo run --example notification_pipeline -- --redis redis://127.0.0.1:6379
+//! cargo run --example notification_pipeline -- --nats nats://127.0.0.1:4222
 //! ```
 //!
 //! With `--redis URL` the same flow runs on a Redis stream (a fresh stream
 //! `notification_pipeline:<uuid>` per run unless `--stream NAME` is given, so a rerun
 //! never sees the events of an earlier one); dead letters then go to its `:dlq` stream.
-//! Both are deleted at the end unless `--keep`. A file is read while the spine runs,
-//! into a bounded queue, so its length does not decide the memory used.
+//! Both are deleted at the end unless `--keep`. With `--nats URL` it runs on NATS
+//! JetStream instead, on a fresh stream `NOTIFICATION_PIPELINE_<uuid>` (memory storage),
+//! deleted at the end with its scheduled and dead-letter streams. A file is read while
+//! the spine runs, into a bounded queue, so its length does not decide the memory used.
 
 mod audit;
 #[path = "../support/cli.rs"]
@@ -46,6 +49,8 @@ mod file_input;
 mod input;
 #[path = "../support/logs.rs"]
 mod logs;
+#[path = "../support/nats_backend.rs"]
+mod nats_backend;
 mod organs;
 #[path = "../support/progress.rs"]
 mod progress;
@@ -68,6 +73,7 @@ use serde_json::json;
 use audit::*;
 use events::*;
 use file_input::{Feed, InputError, Source};
+use nats_backend::NatsArgs;
 use organs::{EmailSender, FailureModel, PushSender, SmsSender};
 use progress::Progress;
 use redis_backend::RedisArgs;
@@ -85,6 +91,7 @@ const QUEUE: usize = 4096;
 /// by three senders that sometimes fail (retried, then dead-lettered), and audited.
 #[derive(Debug, Parser)]
 #[command(name = "notification_pipeline", version)]
+#[command(group = clap::ArgGroup::new("backend").args(["redis", "nats"]))]
 struct Args {
     /// Read requests from PATH: JSON {"notifications": [...]} or CSV with at least the
     /// columns id,recipient,channels,template [default: --count generated requests]
@@ -118,6 +125,8 @@ struct Args {
     topology: bool,
     #[command(flatten)]
     redis: RedisArgs,
+    #[command(flatten)]
+    nats: NatsArgs,
 }
 
 /// A run that failed: the input (exit 2) or the spine (exit 1).
@@ -154,8 +163,14 @@ struct Summary {
     dead_letters: usize,
 }
 
-/// Runs the flow in memory, or on Redis with `--redis`.
+/// Runs the flow in memory, on Redis with `--redis`, or on NATS with `--nats`.
 async fn run(args: &Args) -> Result<(), RunError> {
+    if let (Some(url), false) = (&args.nats.nats, args.topology) {
+        let backend = nats_backend::connect("notification_pipeline", url).await?;
+        let result = run_on(backend.clone(), args).await;
+        nats_backend::clean_up(&backend, url).await;
+        return result;
+    }
     match &args.redis.redis {
         // The picture needs no broker: the organs are the same on every backend.
         _ if args.topology => run_on(InMemoryBackend::new(), args).await,

@@ -17,12 +17,16 @@
 //! cargo run --example trading_orderbook -- --stress --orders 5000 --seed 7
 //! cargo run --example trading_orderbook -- --file orders.csv --json  # one JSON object
 //! cargo run --example trading_orderbook -- --redis redis://127.0.0.1:6379
+//! cargo run --example trading_orderbook -- --nats nats://127.0.0.1:4222
 //! ```
 //!
 //! With `--redis URL` the same flow runs on a Redis stream (a fresh stream
 //! `trading_orderbook:<uuid>` per run unless `--stream NAME` is given, so a rerun never
 //! sees the events of an earlier one); every event then travels as JSON through Redis.
 //! The fresh stream and its dead-letter stream are deleted at the end unless `--keep`.
+//! With `--nats URL` it runs on NATS JetStream instead, on a fresh stream
+//! `TRADING_ORDERBOOK_<uuid>` (memory storage), deleted at the end with its scheduled and
+//! dead-letter streams.
 //!
 //! Orders are read and submitted while the spine runs, into a bounded queue: a file of
 //! any length is handled in constant memory (the readable report keeps the first 1 000
@@ -44,6 +48,8 @@ mod file_input;
 mod input;
 #[path = "../support/logs.rs"]
 mod logs;
+#[path = "../support/nats_backend.rs"]
+mod nats_backend;
 mod organs;
 #[path = "../support/progress.rs"]
 mod progress;
@@ -64,6 +70,7 @@ use necrostack::{Backend, FailurePolicy, InMemoryBackend, RetryPolicy, Spine};
 
 use events::*;
 use file_input::{Feed, InputError, Source};
+use nats_backend::NatsArgs;
 use organs::{Audit, AuditTrail, Market, MatchingEngine, RiskManager, Settlement};
 use progress::Progress;
 use redis_backend::RedisArgs;
@@ -87,6 +94,7 @@ const KEEP_LINES: u64 = 1000;
 /// trades settled and risk-checked, and every event audited.
 #[derive(Debug, Parser)]
 #[command(name = "trading_orderbook", version)]
+#[command(group = clap::ArgGroup::new("backend").args(["redis", "nats"]))]
 struct Args {
     /// Read orders from PATH: JSON {"orders": [...]} or CSV with the header
     /// trader_id,symbol,side,order_type,quantity,price [default: a built-in sample]
@@ -124,6 +132,8 @@ struct Args {
     topology: bool,
     #[command(flatten)]
     redis: RedisArgs,
+    #[command(flatten)]
+    nats: NatsArgs,
 }
 
 /// A run that failed: the input (exit 2) or the spine (exit 1).
@@ -151,8 +161,14 @@ async fn main() -> ExitCode {
     }
 }
 
-/// Runs the flow in memory, or on Redis with `--redis`.
+/// Runs the flow in memory, on Redis with `--redis`, or on NATS with `--nats`.
 async fn run(args: &Args) -> Result<(), RunError> {
+    if let (Some(url), false) = (&args.nats.nats, args.topology) {
+        let backend = nats_backend::connect("trading_orderbook", url).await?;
+        let result = run_on(backend.clone(), args).await;
+        nats_backend::clean_up(&backend, url).await;
+        return result;
+    }
     match &args.redis.redis {
         // The picture needs no broker: the organs are the same on every backend.
         _ if args.topology => run_on(InMemoryBackend::new(), args).await,

@@ -54,6 +54,8 @@ pub mod topology;
 mod wire;
 
 pub use backend::memory::InMemoryBackend;
+#[cfg(feature = "nats")]
+pub use backend::nats::NatsBackend;
 #[cfg(feature = "redis")]
 pub use backend::redis::RedisBackend;
 pub use backend::{Backend, DeadLetter, DeadLetterReason, Scheduled};

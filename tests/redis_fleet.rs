@@ -502,3 +502,67 @@ async fn a_producer_creates_no_group_and_dead_letters_count_real_deliveries() {
     assert_eq!(letters[0].deliveries, Some(1), "{:?}", letters[0].fields);
     backend.close().await.unwrap();
 }
+
+/// Fails the first try of every task.
+#[organ(listens_to = Task)]
+fn first_try_fails(task: &Envelope<Task>) -> Result<(), std::io::Error> {
+    if task.attempt() == 1 {
+        return Err(std::io::Error::other("first try"));
+    }
+    Ok(())
+}
+
+#[organ(listens_to = Task)]
+fn audit(_: &Task) {}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_groups_retries_are_not_this_groups_dead_letters() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let (url, stream) = (server.url(), "fleet:groups");
+    let group = |name: &'static str| {
+        RedisBackend::builder(url.clone())
+            .stream(stream)
+            .group(name)
+            .block_time(Duration::from_millis(100))
+            .build()
+    };
+    let (billing, auditing) = (
+        group("billing").await.unwrap(),
+        group("audit").await.unwrap(),
+    );
+    let retry = RetryPolicy::new(2).backoff(Duration::from_millis(20), Duration::from_millis(20));
+    let billing_spine = Spine::builder()
+        .organ(first_try_fails)
+        .failure_policy(FailurePolicy::Retry(retry))
+        .backend(billing.clone())
+        .build()
+        .unwrap();
+    billing_spine
+        .emit_all((0..5).map(|n| Task { n }))
+        .await
+        .unwrap();
+    let billed = billing_spine.run_until_idle().await.unwrap();
+    assert_eq!((billed.retried, billed.succeeded, billed.failed), (5, 5, 0));
+
+    // The audit group sees the 5 tasks and the 5 retry copies billing scheduled: the
+    // copies are for an organ it does not have, so they are acknowledged as unrouted.
+    let audit_spine = Spine::builder()
+        .organ(audit)
+        .failure_policy(FailurePolicy::DeadLetter)
+        .backend(auditing.clone())
+        .build()
+        .unwrap();
+    let audited = audit_spine.run_until_idle().await.unwrap();
+    assert_eq!(
+        (audited.steps, audited.succeeded, audited.unrouted),
+        (10, 5, 5)
+    );
+    assert_eq!(audited.dead_lettered, 0);
+    assert!(auditing.dead_letters(10).await.unwrap().is_empty());
+    for backend in [billing, auditing] {
+        assert_eq!(backend.health().await.unwrap().pending, 0);
+        backend.close().await.unwrap();
+    }
+}

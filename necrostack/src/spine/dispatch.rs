@@ -187,25 +187,28 @@ pub(crate) fn run_organs<'a, E: Event>(
     Prepared::Done(progress.finish(envelope))
 }
 
-/// A retry for an organ that this spine does not have (renamed or removed since the
-/// retry was scheduled): dead-lettered, so that it is not silently lost.
+/// A retry for an organ that this spine does not have. A retry goes back into the shared
+/// stream, so the other consumer groups of that stream see it too: for them it is not
+/// theirs, and it is acknowledged and counted as unrouted, like an event nobody here
+/// listens to (dead-lettering it would fill every other group's dead letters with the
+/// first group's retries). The same happens to a retry for an organ renamed or removed
+/// since it was scheduled, which is why the log line says so.
 fn organ_gone(envelope: &AnyEnvelope, organ: &str) -> EventOutcome {
-    tracing::warn!(
+    tracing::debug!(
         event_id = %envelope.id(),
         event_type = %envelope.event_type(),
         organ,
         attempt = envelope.attempt(),
-        "retry for an organ that no longer listens to this event type: dead-lettered"
+        "retry for an organ this spine does not have (another group's, or renamed): acknowledged as unrouted"
     );
-    let reason = DeadLetterReason::HandlerFailed {
-        organ: organ.to_owned(),
-        error: format!(
-            "no organ named {organ:?} listens to {} on this spine any more",
-            envelope.event_type()
-        ),
-        attempts: envelope.attempt().saturating_sub(1),
-    };
-    EventOutcome::dead(envelope.clone(), reason)
+    telemetry::unrouted(envelope.event_type());
+    EventOutcome {
+        counts: Tally {
+            unrouted: 1,
+            ..Tally::default()
+        },
+        ..EventOutcome::default()
+    }
 }
 
 /// Continues [`run_organs`] from `organs[0]`, whose first call gave `first`.

@@ -29,9 +29,16 @@ use crate::backend::Scheduled;
 /// Messages one mover pull takes at most.
 const MOVE_BATCH: usize = 64;
 
-/// A due time as it appears in the subject.
+/// A due time as it appears in the subject: Unix milliseconds, rounded up, so that an
+/// event is never moved before its due time (truncating would move it up to a
+/// millisecond early).
 pub(crate) fn due_ms(due: DateTime<Utc>) -> i64 {
-    due.timestamp_millis()
+    let ms = due.timestamp_millis();
+    if due.timestamp_subsec_nanos().is_multiple_of(1_000_000) {
+        ms
+    } else {
+        ms.saturating_add(1)
+    }
 }
 
 /// The message that stores one scheduled event.

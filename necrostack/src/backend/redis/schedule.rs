@@ -22,9 +22,15 @@ use crate::backend::Scheduled;
 /// while it moves full batches.
 const MOVE_BATCH: usize = 256;
 
-/// A due time as the sorted set's score.
+/// A due time as the sorted set's score: Unix milliseconds, rounded *up*, so that an event
+/// the mover takes at a whole millisecond `now` (≥ score) is never taken before it is due.
 pub(crate) fn score(due: DateTime<Utc>) -> i64 {
-    due.timestamp_millis()
+    let millis = due.timestamp_millis();
+    if due.timestamp_subsec_nanos() % 1_000_000 == 0 {
+        millis
+    } else {
+        millis.saturating_add(1)
+    }
 }
 
 /// Adds encoded events to the schedule (`ZADD`, one command: all or nothing).
@@ -121,5 +127,20 @@ async fn run_move(core: &Core) -> Result<i64, RedisBackendError> {
             }
             Err(core.cmd.command_error("EVALSHA (move due)", &error))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_score_never_falls_before_the_due_time() {
+        let whole = Utc.timestamp_millis_opt(1_700_000_000_123).unwrap();
+        assert_eq!(score(whole), 1_700_000_000_123);
+        let just_after = whole + chrono::Duration::nanoseconds(1);
+        assert_eq!(score(just_after), 1_700_000_000_124);
+        let half = whole + chrono::Duration::microseconds(500);
+        assert_eq!(score(half), 1_700_000_000_124);
     }
 }

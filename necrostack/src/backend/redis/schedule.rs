@@ -26,7 +26,7 @@ const MOVE_BATCH: usize = 256;
 /// the mover takes at a whole millisecond `now` (≥ score) is never taken before it is due.
 pub(crate) fn score(due: DateTime<Utc>) -> i64 {
     let millis = due.timestamp_millis();
-    if due.timestamp_subsec_nanos() % 1_000_000 == 0 {
+    if due.timestamp_subsec_nanos().is_multiple_of(1_000_000) {
         millis
     } else {
         millis.saturating_add(1)

@@ -38,6 +38,8 @@ pub mod memory;
 pub mod nats;
 #[cfg(feature = "redis")]
 pub mod redis;
+#[cfg(any(feature = "redis", feature = "nats"))]
+mod secrets;
 
 pub use batch::{Batch, IntoIter as BatchIntoIter};
 

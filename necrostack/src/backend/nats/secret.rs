@@ -9,8 +9,8 @@
 
 use std::fmt;
 
-/// What replaces a password or token in any text this backend produces.
-const MASK: &str = "***";
+use crate::backend::secrets::percent_decode;
+pub(crate) use crate::backend::secrets::Secrets;
 
 /// One or more NATS server URLs (comma-separated, for a cluster) whose `Debug` and
 /// `Display` hide passwords (`nats://user:***@host`) and tokens (`nats://***@host`).
@@ -54,7 +54,7 @@ impl RedactedUrls {
 
     /// The secrets in these URLs, for scrubbing error texts.
     pub(crate) fn secrets(&self) -> Secrets {
-        Secrets::of_urls(&self.raw)
+        of_urls(&self.raw)
     }
 }
 
@@ -98,68 +98,24 @@ fn split_credentials(url: &str) -> (String, Option<Credentials>) {
     (bare, Some(credentials))
 }
 
-/// The secret strings of some URLs: passwords and tokens, as written and percent-decoded.
-#[derive(Clone, Default)]
-pub(crate) struct Secrets {
-    values: Vec<String>,
-}
-
-impl Secrets {
-    /// Finds `user:password@` (the password) and `token@` (the token) in each URL.
-    pub(crate) fn of_urls(urls: &str) -> Self {
-        let mut values = Vec::new();
-        for url in urls.split(',') {
-            let after_scheme = url.find("://").map_or(url, |at| &url[at + 3..]);
-            let end = after_scheme
-                .find(['/', '?', '#'])
-                .unwrap_or(after_scheme.len());
-            let authority = &after_scheme[..end];
-            if let Some(at) = authority.rfind('@') {
-                let userinfo = &authority[..at];
-                match userinfo.split_once(':') {
-                    Some((_, password)) => values.push(password.to_owned()),
-                    None => values.push(userinfo.to_owned()),
-                }
+/// Finds `user:password@` (the password) and `token@` (the token) in each URL.
+pub(crate) fn of_urls(urls: &str) -> Secrets {
+    let mut values = Vec::new();
+    for url in urls.split(',') {
+        let after_scheme = url.find("://").map_or(url, |at| &url[at + 3..]);
+        let end = after_scheme
+            .find(['/', '?', '#'])
+            .unwrap_or(after_scheme.len());
+        let authority = &after_scheme[..end];
+        if let Some(at) = authority.rfind('@') {
+            let userinfo = &authority[..at];
+            match userinfo.split_once(':') {
+                Some((_, password)) => values.push(password.to_owned()),
+                None => values.push(userinfo.to_owned()),
             }
         }
-        let decoded: Vec<String> = values.iter().map(|v| percent_decode(v)).collect();
-        values.extend(decoded);
-        values.retain(|v| !v.is_empty());
-        // Longest first, so that a secret containing another is masked whole.
-        values.sort_by_key(|v| std::cmp::Reverse(v.len()));
-        values.dedup();
-        Secrets { values }
     }
-
-    /// `text` with every occurrence of a secret replaced by `***`.
-    pub(crate) fn scrub(&self, text: &str) -> String {
-        let mut out = text.to_owned();
-        for secret in &self.values {
-            if out.contains(secret.as_str()) {
-                out = out.replace(secret.as_str(), MASK);
-            }
-        }
-        out
-    }
-}
-
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok();
-            if let Some(value) = hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                out.push(value);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    Secrets::new(values)
 }
 
 #[cfg(test)]

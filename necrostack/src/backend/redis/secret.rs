@@ -6,8 +6,7 @@
 
 use std::fmt;
 
-/// What replaces a password in any text this backend produces.
-const MASK: &str = "***";
+pub(crate) use crate::backend::secrets::Secrets;
 
 /// A Redis URL whose `Debug` and `Display` hide the password (`redis://user:***@host`).
 #[derive(Clone, PartialEq, Eq)]
@@ -27,7 +26,7 @@ impl RedactedUrl {
 
     /// The secrets in this URL, for scrubbing error texts.
     pub(crate) fn secrets(&self) -> Secrets {
-        Secrets::of_url(&self.raw)
+        of_url(&self.raw)
     }
 }
 
@@ -43,76 +42,32 @@ impl fmt::Debug for RedactedUrl {
     }
 }
 
-/// The secret strings of one URL (the password as written and percent-decoded).
-#[derive(Clone, Default)]
-pub(crate) struct Secrets {
-    values: Vec<String>,
-}
-
-impl Secrets {
-    /// Finds the password in `user:password@` and in `pass=`/`password=` query parameters
-    /// (the form redis-rs accepts for Unix sockets).
-    pub(crate) fn of_url(url: &str) -> Self {
-        let mut values = Vec::new();
-        let after_scheme = url.find("://").map_or(url, |at| &url[at + 3..]);
-        let authority_end = after_scheme
-            .find(['/', '?', '#'])
-            .unwrap_or(after_scheme.len());
-        let authority = &after_scheme[..authority_end];
-        if let Some(at) = authority.rfind('@') {
-            if let Some((_, password)) = authority[..at].split_once(':') {
-                values.push(password.to_owned());
-            }
+/// Finds the password in `user:password@` and in `pass=`/`password=` query parameters
+/// (the form redis-rs accepts for Unix sockets).
+pub(crate) fn of_url(url: &str) -> Secrets {
+    let mut values = Vec::new();
+    let after_scheme = url.find("://").map_or(url, |at| &url[at + 3..]);
+    let authority_end = after_scheme
+        .find(['/', '?', '#'])
+        .unwrap_or(after_scheme.len());
+    let authority = &after_scheme[..authority_end];
+    if let Some(at) = authority.rfind('@') {
+        if let Some((_, password)) = authority[..at].split_once(':') {
+            values.push(password.to_owned());
         }
-        if let Some(query_start) = url.find('?') {
-            let query = &url[query_start + 1..];
-            let query = query.split('#').next().unwrap_or(query);
-            for pair in query.split('&') {
-                if let Some((key, value)) = pair.split_once('=') {
-                    if key.eq_ignore_ascii_case("pass") || key.eq_ignore_ascii_case("password") {
-                        values.push(value.to_owned());
-                    }
+    }
+    if let Some(query_start) = url.find('?') {
+        let query = &url[query_start + 1..];
+        let query = query.split('#').next().unwrap_or(query);
+        for pair in query.split('&') {
+            if let Some((key, value)) = pair.split_once('=') {
+                if key.eq_ignore_ascii_case("pass") || key.eq_ignore_ascii_case("password") {
+                    values.push(value.to_owned());
                 }
             }
         }
-        let decoded: Vec<String> = values.iter().map(|v| percent_decode(v)).collect();
-        values.extend(decoded);
-        values.retain(|v| !v.is_empty());
-        // Longest first, so that a secret containing another is masked whole.
-        values.sort_by_key(|v| std::cmp::Reverse(v.len()));
-        values.dedup();
-        Secrets { values }
     }
-
-    /// `text` with every occurrence of a secret replaced by `***`.
-    pub(crate) fn scrub(&self, text: &str) -> String {
-        let mut out = text.to_owned();
-        for secret in &self.values {
-            if out.contains(secret.as_str()) {
-                out = out.replace(secret.as_str(), MASK);
-            }
-        }
-        out
-    }
-}
-
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok();
-            if let Some(value) = hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                out.push(value);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    Secrets::new(values)
 }
 
 #[cfg(test)]

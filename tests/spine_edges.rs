@@ -84,3 +84,22 @@ fn a_depth_limit_given_as_an_option_is_the_same_limit_and_none_switches_it_off()
         assert!(unlimited.backend().dead_letters().is_empty());
     });
 }
+
+#[organ(listens_to = Ping)]
+fn refuse(_: &Ping) -> Result<(), std::io::Error> {
+    Err(std::io::Error::other("no"))
+}
+
+#[test]
+fn log_and_continue_writes_no_dead_letter() {
+    runtime().block_on(async {
+        let spine = Spine::builder().organ(refuse).build().unwrap();
+        spine.emit(Ping { n: 1 }).await.unwrap();
+        let report = spine.run_until_idle().await.unwrap();
+        assert_eq!(
+            (report.failed, report.dead_lettered, report.retried),
+            (1, 0, 0)
+        );
+        assert!(spine.backend().dead_letters().is_empty());
+    });
+}

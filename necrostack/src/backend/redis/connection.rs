@@ -28,6 +28,10 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(50);
 /// The longest wait between reconnection attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
+/// The connection type every command runs on. One name for it, so that the rest of the
+/// backend does not depend on which kind of connection a [`Link`] holds.
+pub(crate) type Connection = MultiplexedConnection;
+
 /// A connection that is re-established on demand after it breaks.
 pub(crate) struct Link {
     client: Client,
@@ -42,14 +46,14 @@ pub(crate) struct Link {
 
 #[derive(Default)]
 struct Slot {
-    connection: Option<MultiplexedConnection>,
+    connection: Option<Connection>,
     /// Incremented on every successful connect; tells a stale failure from a fresh link.
     generation: u64,
 }
 
 /// A connection handed out by [`Link::get`], with the generation it belongs to.
 pub(crate) struct Conn {
-    pub(crate) connection: MultiplexedConnection,
+    pub(crate) connection: Connection,
     generation: u64,
 }
 
@@ -196,7 +200,7 @@ impl Link {
         mut op: F,
     ) -> Result<T, RedisBackendError>
     where
-        F: FnMut(MultiplexedConnection) -> Fut,
+        F: FnMut(Connection) -> Fut,
         Fut: Future<Output = Result<T, Failure>>,
     {
         let started = Instant::now();

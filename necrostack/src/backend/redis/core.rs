@@ -7,12 +7,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use redis::aio::MultiplexedConnection;
 use redis::Value;
 use tokio::time::Instant;
 
 use super::config::{GroupStart, RedisBackendBuilder, RedisConfig};
-use super::connection::Link;
+use super::connection::{Connection, Link};
 use super::counters::Counters;
 use super::dead_letter::{self, EntryProblem, Source};
 use super::error::RedisBackendError;
@@ -239,7 +238,7 @@ impl Core {
                 "EVALSHA (complete)",
                 self.config.reconnect_timeout,
                 true,
-                |mut conn: MultiplexedConnection| async move {
+                |mut conn: Connection| async move {
                     args.run(scripts, &mut conn)
                         .await
                         .map_err(|error| self.cmd.classify("EVALSHA (complete)", error))

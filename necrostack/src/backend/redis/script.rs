@@ -206,7 +206,7 @@ impl CompleteArgs {
     pub(crate) async fn run(
         &self,
         scripts: &Scripts,
-        connection: &mut redis::aio::MultiplexedConnection,
+        connection: &mut super::connection::Connection,
     ) -> redis::RedisResult<Applied> {
         let mut invocation = scripts.complete.prepare_invoke();
         invocation

@@ -2,10 +2,10 @@
 //! 2 000 events with emitted children handled through a spine (each output exactly
 //! once), a master failed over in the middle of a run (nothing lost, outputs exactly
 //! once, `run()` goes on), and a stream whose keys hash to different slots refused at
-//! `build()` with the fix in the error.
+//! `build()` with the fix in the error; and `rediss://` to a cluster serving TLS only.
 //!
-//! The cluster is started from `redis-server` processes by `support/redis_cluster.rs`;
-//! the failover test has one of its own, the others share one.
+//! The clusters are started from `redis-server` processes by `support/redis_cluster.rs`;
+//! the failover and TLS tests have one of their own each, the others share one.
 
 #[path = "support/redis_cluster.rs"]
 mod redis_cluster;
@@ -235,4 +235,32 @@ async fn a_stream_without_a_hash_tag_is_a_config_error_on_a_cluster() {
     // With the tag, the same stream works.
     let backend = builder(&cluster.url(), "{orders}").build().await.unwrap();
     assert!(backend.health().await.is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rediss_reaches_a_tls_cluster() {
+    let Some(cluster) = redis_cluster::RedisCluster::start_tls() else {
+        return;
+    };
+    let stream = "{cluster:tls}";
+    let backend = builder(&cluster.tls_url(), stream)
+        .tls_root_certificate(cluster.ca_certificate())
+        .build()
+        .await
+        .unwrap();
+    let (orders, shipped) = (Log::default(), Log::default());
+    let spine = spine(backend, &orders, &shipped);
+    spine.emit_all((0..50).map(|n| Order { n })).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(20), spine.run_until_idle())
+        .await
+        .expect("the run ended")
+        .unwrap();
+    assert_eq!((orders.distinct(), shipped.distinct()), (50, 50));
+    assert_eq!(stream_length(&cluster, stream), 100);
+    // Without the private CA the certificate is refused.
+    let error = builder(&cluster.tls_url(), stream)
+        .build()
+        .await
+        .expect_err("an unknown CA is refused");
+    assert!(error.to_string().contains("cannot reach Redis"), "{error}");
 }

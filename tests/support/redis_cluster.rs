@@ -1,7 +1,8 @@
 //! A throwaway Redis Cluster for tests: six `redis-server --cluster-enabled yes` processes
 //! (three masters, each with a replica) on free loopback ports in a temporary directory,
-//! joined with `redis-cli --cluster create`, and [`RedisCluster::fail_over_master_of`] to
-//! SIGKILL the master of a key's slot and wait until its replica took over.
+//! joined with `redis-cli --cluster create` (optionally serving TLS only), and
+//! [`RedisCluster::fail_over_master_of`] to SIGKILL the master of a key's slot and wait
+//! until its replica took over.
 //!
 //! Include it with `#[path = "support/redis_cluster.rs"] mod redis_cluster;`. Without
 //! `redis-server`, [`RedisCluster::start`] prints why and returns `None` (the test then
@@ -35,6 +36,8 @@ struct Node {
 pub struct RedisCluster {
     nodes: Vec<Node>,
     dir: PathBuf,
+    /// Nodes, cluster bus and replication speak TLS only (`rediss://`).
+    tls: bool,
 }
 
 /// Whether tests must fail rather than skip when Redis is missing.
@@ -90,6 +93,16 @@ pub fn shared() -> Option<Arc<RedisCluster>> {
 impl RedisCluster {
     /// A new cluster of three masters and three replicas, or `None` without Redis.
     pub fn start() -> Option<Self> {
+        Self::start_with(false)
+    }
+
+    /// The same, serving TLS only, with a throwaway CA and a certificate for 127.0.0.1
+    /// made by the `openssl` command; see [`ca_certificate`](Self::ca_certificate).
+    pub fn start_tls() -> Option<Self> {
+        Self::start_with(true)
+    }
+
+    fn start_with(tls: bool) -> Option<Self> {
         let test = std::thread::current()
             .name()
             .unwrap_or("a Redis Cluster test")
@@ -107,7 +120,11 @@ impl RedisCluster {
         let mut cluster = RedisCluster {
             nodes: Vec::new(),
             dir,
+            tls,
         };
+        if tls {
+            cluster.make_certificates();
+        }
         for _ in 0..MASTERS * 2 {
             cluster.spawn_node();
         }
@@ -120,16 +137,38 @@ impl RedisCluster {
     fn spawn_node(&mut self) {
         for _ in 0..5 {
             let port = free_port();
+            // The bus port is chosen too: the default, port + 10 000, may be taken or
+            // past 65 535 for an ephemeral port.
+            let bus = free_port();
+            if bus == port {
+                continue;
+            }
             let dir = self.dir.join(port.to_string());
             std::fs::create_dir_all(&dir).expect("create a node dir");
-            let child = Command::new("redis-server")
-                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            let mut command = Command::new("redis-server");
+            if self.tls {
+                command
+                    .args(["--port", "0", "--tls-port", &port.to_string()])
+                    .args(["--tls-cluster", "yes", "--tls-replication", "yes"])
+                    .args(["--tls-auth-clients", "no"])
+                    .arg("--tls-cert-file")
+                    .arg(self.dir.join("server.crt"))
+                    .arg("--tls-key-file")
+                    .arg(self.dir.join("server.key"))
+                    .arg("--tls-ca-cert-file")
+                    .arg(self.dir.join("ca.crt"));
+            } else {
+                command.args(["--port", &port.to_string()]);
+            }
+            let child = command
+                .args(["--bind", "127.0.0.1"])
                 .arg("--dir")
                 .arg(&dir)
                 .arg("--logfile")
                 .arg(dir.join("redis.log"))
                 .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
                 .args(["--cluster-enabled", "yes"])
+                .args(["--cluster-port", &bus.to_string()])
                 .args(["--cluster-config-file", "nodes.conf"])
                 .args(["--cluster-node-timeout", &NODE_TIMEOUT_MS.to_string()])
                 // A replica may always take over: in a test it was in sync a moment ago.
@@ -145,7 +184,7 @@ impl RedisCluster {
             };
             let deadline = Instant::now() + Duration::from_secs(10);
             loop {
-                if cli(port, &["PING"]).trim() == "PONG" {
+                if self.node_cli(port, &["PING"]).trim() == "PONG" {
                     self.nodes.push(node);
                     return;
                 }
@@ -170,7 +209,8 @@ impl RedisCluster {
             .iter()
             .map(|n| format!("127.0.0.1:{}", n.port))
             .collect();
-        let out = Command::new("redis-cli")
+        let out = self
+            .redis_cli()
             .arg("--cluster")
             .arg("create")
             .args(&addresses)
@@ -193,10 +233,10 @@ impl RedisCluster {
         let live: Vec<u16> = self.live_ports();
         loop {
             let ok = live.iter().all(|&port| {
-                let info = cli(port, &["CLUSTER", "INFO"]);
+                let info = self.node_cli(port, &["CLUSTER", "INFO"]);
                 info.contains("cluster_state:ok")
                     && info.contains(&format!("cluster_known_nodes:{}", self.nodes.len()))
-                    && replication_up(port)
+                    && self.replication_up(port)
             });
             if ok {
                 return;
@@ -204,7 +244,7 @@ impl RedisCluster {
             assert!(
                 Instant::now() < deadline,
                 "the cluster is not ok after {READY_LIMIT:?}: {}",
-                cli(live[0], &["CLUSTER", "NODES"])
+                self.node_cli(live[0], &["CLUSTER", "NODES"])
             );
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -227,8 +267,9 @@ impl RedisCluster {
     /// The port of the master serving `key`'s slot, as a live node sees it now.
     pub fn master_of(&self, key: &str) -> u16 {
         let port = self.live_ports()[0];
-        let slot = key_slot(port, key);
-        master_seen_by(port, slot).unwrap_or_else(|| panic!("no master serves slot {slot} of {key}"))
+        let slot = self.key_slot(port, key);
+        self.master_seen_by(port, slot)
+            .unwrap_or_else(|| panic!("no master serves slot {slot} of {key}"))
     }
 
     /// Kills (SIGKILL) the master of `key`'s slot, after its replica has every write so
@@ -236,8 +277,8 @@ impl RedisCluster {
     /// `cluster_state:ok` and names the same new master for the slot. Returns its port.
     pub fn fail_over_master_of(&mut self, key: &str) -> u16 {
         let old = self.master_of(key);
-        let slot = key_slot(old, key);
-        let synced = cli(old, &["WAIT", "1", "5000"]);
+        let slot = self.key_slot(old, key);
+        let synced = self.node_cli(old, &["WAIT", "1", "5000"]);
         assert_eq!(synced.trim(), "1", "the replica of {old} did not sync");
         let started = Instant::now();
         self.nodes
@@ -251,8 +292,10 @@ impl RedisCluster {
             let views: Vec<Option<u16>> = live
                 .iter()
                 .map(|&port| {
-                    let ok = cli(port, &["CLUSTER", "INFO"]).contains("cluster_state:ok");
-                    ok.then(|| master_seen_by(port, slot)).flatten()
+                    let ok = self
+                        .node_cli(port, &["CLUSTER", "INFO"])
+                        .contains("cluster_state:ok");
+                    ok.then(|| self.master_seen_by(port, slot)).flatten()
                 })
                 .collect();
             if let Some(Some(new)) = views.first() {
@@ -268,7 +311,7 @@ impl RedisCluster {
             assert!(
                 Instant::now() < deadline,
                 "no failover of {old} within {READY_LIMIT:?}: {}",
-                cli(live[0], &["CLUSTER", "NODES"])
+                self.node_cli(live[0], &["CLUSTER", "NODES"])
             );
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -276,7 +319,8 @@ impl RedisCluster {
 
     /// Runs `redis-cli -c` (following redirections) against a live node.
     pub fn cli(&self, args: &[&str]) -> String {
-        let out = Command::new("redis-cli")
+        let out = self
+            .redis_cli()
             .arg("-c")
             .arg("-p")
             .arg(self.live_ports()[0].to_string())
@@ -284,6 +328,142 @@ impl RedisCluster {
             .output()
             .expect("run redis-cli");
         String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// The seed URL with `rediss://` for a TLS cluster (see [`url`](Self::url)).
+    pub fn tls_url(&self) -> String {
+        format!("rediss://127.0.0.1:{}", self.live_ports()[0])
+    }
+
+    /// The PEM certificate of the throwaway CA of a TLS cluster.
+    pub fn ca_certificate(&self) -> Vec<u8> {
+        std::fs::read(self.dir.join("ca.crt")).expect("the CA certificate of a TLS cluster")
+    }
+
+    /// `redis-cli`, with `--tls --cacert` for a TLS cluster.
+    fn redis_cli(&self) -> Command {
+        let mut command = Command::new("redis-cli");
+        if self.tls {
+            command
+                .arg("--tls")
+                .arg("--cacert")
+                .arg(self.dir.join("ca.crt"));
+        }
+        command.stdin(Stdio::null());
+        command
+    }
+
+    /// `redis-cli -p PORT args...` against one node, its output (empty if it could not
+    /// run).
+    fn node_cli(&self, port: u16, args: &[&str]) -> String {
+        self.redis_cli()
+            .arg("-p")
+            .arg(port.to_string())
+            .args(args)
+            .output()
+            .map(|out| String::from_utf8_lossy(&out.stdout).into_owned())
+            .unwrap_or_default()
+    }
+
+    /// `CLUSTER KEYSLOT key`, asked of the node on `port`.
+    fn key_slot(&self, port: u16, key: &str) -> u16 {
+        let out = self.node_cli(port, &["CLUSTER", "KEYSLOT", key]);
+        out.trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("CLUSTER KEYSLOT {key}: {out}"))
+    }
+
+    /// The port of the master serving `slot` in the `CLUSTER NODES` of the node on
+    /// `port`: a node flagged `master` and not failed, whose slot ranges hold it.
+    fn master_seen_by(&self, port: u16, slot: u16) -> Option<u16> {
+        self.node_cli(port, &["CLUSTER", "NODES"])
+            .lines()
+            .find_map(|line| {
+                // id addr flags master ping pong epoch link slot-ranges...
+                let fields: Vec<&str> = line.split_whitespace().collect();
+                if fields.len() < 9 || !fields[2].contains("master") || fields[2].contains("fail") {
+                    return None;
+                }
+                let serves = fields[8..].iter().any(|range| {
+                    let (start, end) = range.split_once('-').unwrap_or((range, range));
+                    match (start.parse::<u16>(), end.parse::<u16>()) {
+                        (Ok(start), Ok(end)) => (start..=end).contains(&slot),
+                        _ => false,
+                    }
+                });
+                serves.then(|| node_port(fields[1]))
+            })
+    }
+
+    /// Whether a node is a master, or a replica whose link to its master is up.
+    fn replication_up(&self, port: u16) -> bool {
+        let info = self.node_cli(port, &["INFO", "replication"]);
+        info.contains("role:master") || info.contains("master_link_status:up")
+    }
+
+    /// A CA and a server certificate for 127.0.0.1, made with the `openssl` command.
+    fn make_certificates(&self) {
+        let run = |args: &[&str]| {
+            let out = Command::new("openssl")
+                .args(args)
+                .current_dir(&self.dir)
+                .output()
+                .expect("run openssl");
+            assert!(
+                out.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        std::fs::write(
+            self.dir.join("san.cnf"),
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
+        )
+        .expect("write san.cnf");
+        run(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.crt",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=necrostack test CA",
+        ]);
+        run(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ]);
+        run(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.crt",
+            "-days",
+            "2",
+            "-extfile",
+            "san.cnf",
+        ]);
     }
 }
 
@@ -303,52 +483,6 @@ impl Drop for RedisCluster {
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
-}
-
-/// `redis-cli -p PORT args...`, its output (empty if it could not run).
-fn cli(port: u16, args: &[&str]) -> String {
-    Command::new("redis-cli")
-        .arg("-p")
-        .arg(port.to_string())
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .map(|out| String::from_utf8_lossy(&out.stdout).into_owned())
-        .unwrap_or_default()
-}
-
-/// `CLUSTER KEYSLOT key`, asked of the node on `port`.
-fn key_slot(port: u16, key: &str) -> u16 {
-    let out = cli(port, &["CLUSTER", "KEYSLOT", key]);
-    out.trim()
-        .parse()
-        .unwrap_or_else(|_| panic!("CLUSTER KEYSLOT {key}: {out}"))
-}
-
-/// The port of the master serving `slot` in the `CLUSTER NODES` of the node on `port`:
-/// a node flagged `master` and not failed, whose slot ranges hold it.
-fn master_seen_by(port: u16, slot: u16) -> Option<u16> {
-    cli(port, &["CLUSTER", "NODES"]).lines().find_map(|line| {
-        // id addr flags master ping pong epoch link slot-ranges...
-        let fields: Vec<&str> = line.split_whitespace().collect();
-        if fields.len() < 9 || !fields[2].contains("master") || fields[2].contains("fail") {
-            return None;
-        }
-        let serves = fields[8..].iter().any(|range| {
-            let (start, end) = range.split_once('-').unwrap_or((range, range));
-            match (start.parse::<u16>(), end.parse::<u16>()) {
-                (Ok(start), Ok(end)) => (start..=end).contains(&slot),
-                _ => false,
-            }
-        });
-        serves.then(|| node_port(fields[1]))
-    })
-}
-
-/// Whether a node is a master, or a replica whose link to its master is up.
-fn replication_up(port: u16) -> bool {
-    let info = cli(port, &["INFO", "replication"]);
-    info.contains("role:master") || info.contains("master_link_status:up")
 }
 
 /// The port of a `CLUSTER NODES` address (`ip:port@cport`).

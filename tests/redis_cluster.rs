@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use necrostack::backend::redis::RedisBackendBuilder;
-use necrostack::{organ, BackendError, Event, RedisBackend, Spine};
+use necrostack::{organ, BackendError, Envelope, Event, RedisBackend, Spine};
 use serde::{Deserialize, Serialize};
 
 #[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
@@ -74,6 +74,8 @@ impl Deliver {
 }
 
 const EVENTS: u32 = 2_000;
+/// Batches of 20 orders enqueued while the failover test's master is dead.
+const LATE_BATCHES: u32 = 10;
 
 fn builder(url: &str, stream: &str) -> RedisBackendBuilder {
     RedisBackend::builder(url)
@@ -158,11 +160,15 @@ async fn a_master_failover_mid_run_loses_nothing_and_duplicates_no_output() {
         assert!(Instant::now() < deadline, "the run did not start");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
+    let producer = builder(&cluster.url(), stream)
+        .build_producer()
+        .await
+        .unwrap();
     let handled_before = orders.distinct();
     let started = Instant::now();
-    let cluster = tokio::task::spawn_blocking(move || {
-        cluster.fail_over_master_of(stream);
-        cluster
+    let (cluster, killed) = tokio::task::spawn_blocking(move || {
+        let killed = cluster.kill_master_of(stream);
+        (cluster, killed)
     })
     .await
     .unwrap();
@@ -170,11 +176,33 @@ async fn a_master_failover_mid_run_loses_nothing_and_duplicates_no_output() {
         handled_before < 2_000,
         "the failover came after the run had finished"
     );
+    // New orders while the master is dead: each batch is stored once, after the failover.
+    let enqueueing = tokio::spawn(async move {
+        for batch in 0..LATE_BATCHES {
+            let first = EVENTS + batch * 20;
+            producer
+                .enqueue(
+                    (first..first + 20)
+                        .map(|n| Envelope::new(Order { n }).into())
+                        .collect(),
+                )
+                .await
+                .expect("an enqueue during the failover succeeds");
+        }
+    });
+    let cluster = tokio::task::spawn_blocking(move || {
+        cluster.wait_for_failover(&killed);
+        cluster
+    })
+    .await
+    .unwrap();
+    enqueueing.await.unwrap();
 
-    while orders.distinct() < 2_000 || shipped.distinct() < 2_000 {
+    let total = (EVENTS + LATE_BATCHES * 20) as usize;
+    while orders.distinct() < total || shipped.distinct() < total {
         assert!(
             Instant::now() < deadline,
-            "after the failover only {} orders and {} shipments were handled",
+            "after the failover only {} orders and {} shipments of {total} were handled",
             orders.distinct(),
             shipped.distinct()
         );
@@ -190,17 +218,17 @@ async fn a_master_failover_mid_run_loses_nothing_and_duplicates_no_output() {
 
     assert_eq!(
         stream_length(&cluster, stream),
-        4_000,
-        "every order kept and exactly one shipment each, after the failover"
+        2 * total as u64,
+        "every order stored once and exactly one shipment each, across the failover"
     );
     assert_eq!(backend.pending_count().await.unwrap(), 0);
     let _ = std::io::Write::write_all(
         &mut std::io::stderr(),
         format!(
-            "failover: {} of 2000 orders handled before; all handled {recovered:?} after the kill; {} order and {} shipment re-handlings; {} reconnections\n",
+            "failover: {} of 2000 orders handled before; all {total} handled {recovered:?} after the kill; {} order and {} shipment re-handlings; {} reconnections\n",
             handled_before,
-            orders.total() - 2_000,
-            shipped.total() - 2_000,
+            orders.total() - total,
+            shipped.total() - total,
             backend.metrics().reconnections
         )
         .as_bytes(),

@@ -26,6 +26,14 @@ const NODE_TIMEOUT_MS: u32 = 1000;
 /// The longest wait for the cluster to form or to recover from a failover.
 const READY_LIMIT: Duration = Duration::from_secs(30);
 
+/// A master [`RedisCluster::kill_master_of`] killed.
+pub struct Killed {
+    key: String,
+    port: u16,
+    slot: u16,
+    at: Instant,
+}
+
 /// One `redis-server` of the cluster.
 struct Node {
     port: u16,
@@ -273,20 +281,38 @@ impl RedisCluster {
     }
 
     /// Kills (SIGKILL) the master of `key`'s slot, after its replica has every write so
-    /// far (`WAIT`), then waits until the replica is promoted: every live node says
-    /// `cluster_state:ok` and names the same new master for the slot. Returns its port.
+    /// far (`WAIT`), then waits until the replica is promoted (see
+    /// [`wait_for_failover`](Self::wait_for_failover)). Returns the new master's port.
     pub fn fail_over_master_of(&mut self, key: &str) -> u16 {
+        let killed = self.kill_master_of(key);
+        self.wait_for_failover(&killed)
+    }
+
+    /// Kills (SIGKILL) the master of `key`'s slot, after its replica has every write so
+    /// far (`WAIT`); the cluster has not noticed yet when this returns.
+    pub fn kill_master_of(&mut self, key: &str) -> Killed {
         let old = self.master_of(key);
         let slot = self.key_slot(old, key);
         let synced = self.node_cli(old, &["WAIT", "1", "5000"]);
         assert_eq!(synced.trim(), "1", "the replica of {old} did not sync");
-        let started = Instant::now();
+        let at = Instant::now();
         self.nodes
             .iter_mut()
             .find(|n| n.port == old)
             .expect("the master is one of ours")
             .kill();
-        let deadline = started + READY_LIMIT;
+        Killed {
+            key: key.to_owned(),
+            port: old,
+            slot,
+            at,
+        }
+    }
+
+    /// Waits until a replica took over from the killed master: every live node says
+    /// `cluster_state:ok` and names the same new master for the slot. Returns its port.
+    pub fn wait_for_failover(&self, killed: &Killed) -> u16 {
+        let deadline = killed.at + READY_LIMIT;
         loop {
             let live = self.live_ports();
             let views: Vec<Option<u16>> = live
@@ -295,22 +321,25 @@ impl RedisCluster {
                     let ok = self
                         .node_cli(port, &["CLUSTER", "INFO"])
                         .contains("cluster_state:ok");
-                    ok.then(|| self.master_seen_by(port, slot)).flatten()
+                    ok.then(|| self.master_seen_by(port, killed.slot)).flatten()
                 })
                 .collect();
             if let Some(Some(new)) = views.first() {
-                if *new != old && views.iter().all(|view| *view == Some(*new)) {
+                if *new != killed.port && views.iter().all(|view| *view == Some(*new)) {
                     let _ = writeln!(
                         std::io::stderr(),
-                        "redis cluster: master {old} of {key} killed; replica {new} took over in {:?}",
-                        started.elapsed()
+                        "redis cluster: master {} of {} killed; replica {new} took over in {:?}",
+                        killed.port,
+                        killed.key,
+                        killed.at.elapsed()
                     );
                     return *new;
                 }
             }
             assert!(
                 Instant::now() < deadline,
-                "no failover of {old} within {READY_LIMIT:?}: {}",
+                "no failover of {} within {READY_LIMIT:?}: {}",
+                killed.port,
                 self.node_cli(live[0], &["CLUSTER", "NODES"])
             );
             std::thread::sleep(Duration::from_millis(100));

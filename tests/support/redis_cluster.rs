@@ -37,6 +37,8 @@ pub struct Killed {
 /// One `redis-server` of the cluster.
 struct Node {
     port: u16,
+    /// The cluster bus port.
+    bus: u16,
     child: Option<Child>,
 }
 
@@ -148,7 +150,8 @@ impl RedisCluster {
             // The bus port is chosen too: the default, port + 10 000, may be taken or
             // past 65 535 for an ephemeral port.
             let bus = free_port();
-            if bus == port {
+            let taken = |p: u16| self.nodes.iter().any(|n| n.port == p || n.bus == p);
+            if bus == port || taken(port) || taken(bus) {
                 continue;
             }
             let dir = self.dir.join(port.to_string());
@@ -188,18 +191,21 @@ impl RedisCluster {
                 .expect("spawn redis-server");
             let mut node = Node {
                 port,
+                bus,
                 child: Some(child),
             };
             let deadline = Instant::now() + Duration::from_secs(10);
             loop {
-                if self.node_cli(port, &["PING"]).trim() == "PONG" {
-                    self.nodes.push(node);
-                    return;
-                }
+                // Exited (the port was taken after all)? Checked before the PING, so that
+                // another process answering on the port is not taken for this node.
                 let exited = node
                     .child
                     .as_mut()
                     .is_some_and(|c| c.try_wait().ok().flatten().is_some());
+                if !exited && self.node_cli(port, &["PING"]).trim() == "PONG" {
+                    self.nodes.push(node);
+                    return;
+                }
                 if exited || Instant::now() > deadline {
                     node.kill();
                     break;

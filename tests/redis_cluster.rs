@@ -136,6 +136,11 @@ async fn a_pipeline_on_a_cluster_writes_each_output_once() {
     );
     assert_eq!(backend.pending_count().await.unwrap(), 0);
     assert!(backend.dead_letters(10).await.unwrap().is_empty());
+    // The operator's side works on a cluster too.
+    let admin = builder(&cluster.url(), stream).build_admin().await.unwrap();
+    let stats = admin.stats().await.unwrap();
+    assert_eq!(stats.streams.len(), 1);
+    assert_eq!(stats.streams[0].length, 4_000);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -83,7 +83,16 @@ impl Target {
             .arg("SLOTS")
             .query_async::<Value>(&mut connection)
             .await
-            .map_err(|error| unreachable(&error))?;
+            .map_err(|error| {
+                if super::super::error::is_connection_error(&error) {
+                    unreachable(&error)
+                } else {
+                    RedisBackendError::Command {
+                        command: "CLUSTER SLOTS",
+                        message: config.url.secrets().scrub(&error.to_string()),
+                    }
+                }
+            })?;
         let seed = client.get_connection_info().clone();
         let nodes = cluster_nodes(&seed, &slot_owners(&slots));
         tracing::info!(url = %config.url, nodes = nodes.len(), "Redis Cluster: connecting through the cluster client");

@@ -297,3 +297,36 @@ async fn rediss_reaches_a_tls_cluster() {
         .expect_err("an unknown CA is refused");
     assert!(error.to_string().contains("cannot reach Redis"), "{error}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_refuses_info_is_still_found_to_be_a_cluster() {
+    let Some(cluster) = redis_cluster::shared() else {
+        return;
+    };
+    // A user without INFO, on every node (ACLs are per node).
+    for reply in cluster.on_every_node(&[
+        "ACL", "SETUSER", "no-info", "on", ">secret", "~*", "&*", "+@all", "-info",
+    ]) {
+        assert_eq!(reply.trim(), "OK");
+    }
+    // A stream served by another master than the seed's: taken for a single Redis, the
+    // backend would get MOVED for every command.
+    let stream = (0..)
+        .map(|n| format!("{{cluster:no-info:{n}}}"))
+        .find(|s| cluster.master_of(s) != cluster.seed_port())
+        .expect("some slot lives on another master");
+    let url = format!("redis://no-info:secret@127.0.0.1:{}", cluster.seed_port());
+    let backend = builder(&url, &stream)
+        .reconnect_timeout(Duration::from_secs(2))
+        .build()
+        .await
+        .unwrap();
+    let (orders, shipped) = (Log::default(), Log::default());
+    let spine = spine(backend, &orders, &shipped);
+    spine.emit_all((0..10).map(|n| Order { n })).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(20), spine.run_until_idle())
+        .await
+        .expect("the run ended")
+        .unwrap();
+    assert_eq!((orders.distinct(), shipped.distinct()), (10, 10));
+}

@@ -365,6 +365,20 @@ impl RedisCluster {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// Runs `redis-cli args...` on every live node (e.g. an `ACL SETUSER`, which each
+    /// node keeps for itself); the outputs, in node order.
+    pub fn on_every_node(&self, args: &[&str]) -> Vec<String> {
+        self.live_ports()
+            .into_iter()
+            .map(|port| self.node_cli(port, args))
+            .collect()
+    }
+
+    /// The port of the node [`url`](Self::url) names.
+    pub fn seed_port(&self) -> u16 {
+        self.live_ports()[0]
+    }
+
     /// The seed URL with `rediss://` for a TLS cluster (see [`url`](Self::url)).
     pub fn tls_url(&self) -> String {
         format!("rediss://127.0.0.1:{}", self.live_ports()[0])

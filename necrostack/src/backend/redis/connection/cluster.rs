@@ -5,7 +5,8 @@
 //! `build()` the backend asks that server `INFO cluster`. A cluster node answers
 //! `cluster_enabled:1`; then the backend asks it for the cluster's nodes (`CLUSTER
 //! SLOTS`) and connects through redis-rs's cluster client, seeded with all of them, so a
-//! reconnection after the seed node died still finds the cluster.
+//! reconnection after the seed node died still finds the cluster. A server that refuses
+//! `INFO` (an ACL) is a cluster node if it answers `CLUSTER SLOTS`.
 
 use std::time::Duration;
 
@@ -64,35 +65,42 @@ impl Target {
             .query_async::<String>(&mut connection)
             .await;
         let enabled = match info {
-            Ok(info) => info.lines().any(|line| line.trim() == "cluster_enabled:1"),
+            Ok(info) => Some(info.lines().any(|line| line.trim() == "cluster_enabled:1")),
             Err(error) if super::super::error::is_connection_error(&error) => {
                 return Err(unreachable(&error));
             }
-            // A server (or proxy) that refuses `INFO` is taken for what it looks like: a
-            // single Redis; it works as one or fails with a clear command error.
+            // Refused (an ACL without `INFO`, a proxy): `CLUSTER SLOTS` tells instead.
             Err(error) => {
-                tracing::debug!(%error, "INFO cluster refused; assuming a standalone Redis");
-                false
+                tracing::debug!(%error, "INFO cluster refused; asking CLUSTER SLOTS");
+                None
             }
         };
-        if !enabled {
+        let single = || {
             tracing::info!(url = %config.url, "standalone Redis");
-            return Ok(Target::Single(client));
+            Ok(Target::Single(client.clone()))
+        };
+        if enabled == Some(false) {
+            return single();
         }
         let slots = redis::cmd("CLUSTER")
             .arg("SLOTS")
             .query_async::<Value>(&mut connection)
-            .await
-            .map_err(|error| {
-                if super::super::error::is_connection_error(&error) {
-                    unreachable(&error)
-                } else {
-                    RedisBackendError::Command {
-                        command: "CLUSTER SLOTS",
-                        message: config.url.secrets().scrub(&error.to_string()),
-                    }
-                }
-            })?;
+            .await;
+        let slots = match slots {
+            Ok(slots) => slots,
+            Err(error) if super::super::error::is_connection_error(&error) => {
+                return Err(unreachable(&error));
+            }
+            // Neither `INFO` nor `CLUSTER SLOTS` (a standalone Redis refuses it): taken
+            // for a single Redis, which works as one or fails with a clear command error.
+            Err(_) if enabled.is_none() => return single(),
+            Err(error) => {
+                return Err(RedisBackendError::Command {
+                    command: "CLUSTER SLOTS",
+                    message: config.url.secrets().scrub(&error.to_string()),
+                })
+            }
+        };
         let seed = client.get_connection_info().clone();
         let nodes = cluster_nodes(&seed, &slot_owners(&slots));
         tracing::info!(url = %config.url, nodes = nodes.len(), "Redis Cluster: connecting through the cluster client");

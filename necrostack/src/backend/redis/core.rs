@@ -11,6 +11,7 @@ use redis::Value;
 use tokio::time::Instant;
 
 use super::config::{GroupStart, RedisBackendBuilder, RedisConfig};
+use super::connection::cluster::{check_same_slot, Target};
 use super::connection::{Connection, Link};
 use super::counters::Counters;
 use super::dead_letter::{self, EntryProblem, Source};
@@ -81,37 +82,32 @@ impl Core {
         builder.validate()?;
         let config = builder.config;
         let secrets = config.url.secrets();
-        let client = match &config.tls_root_certificate {
-            None => redis::Client::open(config.url.expose()),
-            Some(pem) => redis::Client::build_with_tls(
-                config.url.expose(),
-                redis::TlsCertificates {
-                    client_tls: None,
-                    root_cert: Some(pem.clone()),
-                },
-            ),
+        let target = Target::discover(&config).await?;
+        if target.is_cluster() {
+            check_same_slot(
+                &config.stream,
+                &[
+                    &config.stream_key(),
+                    &config.dead_letter_key(),
+                    &config.scheduled_key(),
+                ],
+            )?;
         }
-        .map_err(|error| {
-            RedisBackendError::Config(format!(
-                "{}: {}",
-                config.url,
-                secrets.scrub(&error.to_string())
-            ))
-        })?;
         let counters = Arc::new(Counters::default());
         let url = config.url.to_string();
         let cmd = Link::new(
-            client.clone(),
-            config.response_timeout,
-            config.connect_timeout,
+            target.connector(config.response_timeout, config.connect_timeout)?,
             secrets.clone(),
             url.clone(),
             Arc::clone(&counters),
         );
+        // A connection (a cluster connection) of its own, so the blocking read never
+        // delays the other commands.
         let read = Link::new(
-            client,
-            config.response_timeout + config.block_time,
-            config.connect_timeout,
+            target.connector(
+                config.response_timeout + config.block_time,
+                config.connect_timeout,
+            )?,
             secrets,
             url,
             Arc::clone(&counters),

@@ -177,3 +177,318 @@ fn unknown_fields_are_still_refused() {
     let error = AnyEnvelope::from_json_value(wire).unwrap_err();
     assert!(error.to_string().contains("partition"), "{error}");
 }
+
+// ---------------------------------------------------------------- the spine stamps keys
+
+mod stamping {
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use necrostack::backend::Backend;
+    use necrostack::partition::key_hash;
+    use necrostack::{
+        organ, AnyEnvelope, Emit, Envelope, Event, FailurePolicy, InMemoryBackend, RetryPolicy,
+        Spine,
+    };
+    use serde::{Deserialize, Serialize};
+
+    #[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
+    #[event(name = "keys.Order")]
+    struct Order {
+        account: String,
+        n: u32,
+    }
+
+    #[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
+    #[event(name = "keys.Fill")]
+    struct Fill {
+        account: String,
+        n: u32,
+    }
+
+    #[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
+    #[event(name = "keys.Note")]
+    struct Note {
+        n: u32,
+    }
+
+    fn order(account: &str, n: u32) -> Order {
+        Order {
+            account: account.into(),
+            n,
+        }
+    }
+
+    /// Everything waiting in `backend`, taken out.
+    async fn drain(backend: &InMemoryBackend) -> Vec<AnyEnvelope> {
+        let batch = backend.pull(1_000, Duration::ZERO).await.unwrap();
+        batch
+            .into_iter()
+            .map(|delivery| delivery.envelope)
+            .collect()
+    }
+
+    fn keyed_spine(backend: InMemoryBackend) -> Spine {
+        Spine::builder()
+            .order_key(|order: &Order| order.account.clone())
+            .order_key(|fill: &Fill| fill.account.clone())
+            .backend(backend)
+            .build()
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn root_events_get_the_key_of_their_order_key() {
+        let backend = InMemoryBackend::new();
+        let spine = keyed_spine(backend.clone());
+        spine.emit(order("acc-1", 0)).await.unwrap();
+        spine
+            .emit_all([order("acc-2", 1), order("acc-1", 2)])
+            .await
+            .unwrap();
+        spine.emit(Note { n: 3 }).await.unwrap();
+        let got: Vec<Option<u64>> = drain(&backend)
+            .await
+            .iter()
+            .map(AnyEnvelope::partition_key)
+            .collect();
+        assert_eq!(
+            got,
+            [
+                Some(key_hash("acc-1")),
+                Some(key_hash("acc-2")),
+                Some(key_hash("acc-1")),
+                None, // no order_key for notes
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn an_explicit_key_wins_over_the_order_key() {
+        let backend = InMemoryBackend::new();
+        let spine = keyed_spine(backend.clone());
+        let explicit = Envelope::new(order("acc-1", 0)).with_partition_key("desk-9");
+        spine.emit_envelope(explicit).await.unwrap();
+        spine
+            .emit_envelope(Envelope::new(order("acc-1", 1)))
+            .await
+            .unwrap();
+        spine
+            .emit_envelope(Envelope::new(Note { n: 2 }).with_partition_key(&5u8))
+            .await
+            .unwrap();
+        let got: Vec<Option<u64>> = drain(&backend)
+            .await
+            .iter()
+            .map(AnyEnvelope::partition_key)
+            .collect();
+        assert_eq!(
+            got,
+            [
+                Some(key_hash("desk-9")),
+                Some(key_hash("acc-1")),
+                Some(key_hash(&5u8))
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn scheduled_root_events_get_their_key() {
+        let backend = InMemoryBackend::new();
+        let spine = keyed_spine(backend.clone());
+        spine
+            .emit_after(Duration::from_millis(1), order("acc-3", 0))
+            .await
+            .unwrap();
+        spine
+            .emit_at(chrono::Utc::now(), order("acc-4", 1))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let mut got: Vec<Option<u64>> = drain(&backend)
+            .await
+            .iter()
+            .map(AnyEnvelope::partition_key)
+            .collect();
+        got.sort_unstable();
+        let mut expected = vec![Some(key_hash("acc-3")), Some(key_hash("acc-4"))];
+        expected.sort_unstable();
+        assert_eq!(got, expected);
+    }
+
+    /// What the organs below saw: the event's number and its partition key.
+    type Seen = Arc<Mutex<Vec<(&'static str, u32, Option<u64>)>>>;
+
+    struct Recorder {
+        seen: Seen,
+    }
+
+    #[organ(listens_to = Order)]
+    impl Recorder {
+        /// Emits a fill now, the same fill twice through one cloned `Emit`, and a note
+        /// later; fails once for order 7 (the retry keeps the key).
+        fn handle(&self, order: &Envelope<Order>) -> Result<(Emit, Emit), std::io::Error> {
+            self.seen
+                .lock()
+                .unwrap()
+                .push(("order", order.n, order.partition_key()));
+            if order.n == 7 && order.attempt() == 1 {
+                return Err(std::io::Error::other("first try of order 7 fails"));
+            }
+            let fill = Fill {
+                account: order.account.clone(),
+                n: order.n,
+            };
+            let emit = Emit::new()
+                .with(fill)
+                .after(Duration::from_millis(5), Note { n: order.n });
+            Ok((emit.clone(), emit))
+        }
+    }
+
+    struct FillRecorder {
+        seen: Seen,
+    }
+
+    #[organ(listens_to = Fill)]
+    impl FillRecorder {
+        fn handle(&self, fill: &Envelope<Fill>) {
+            self.seen
+                .lock()
+                .unwrap()
+                .push(("fill", fill.n, fill.partition_key()));
+        }
+    }
+
+    struct NoteRecorder {
+        seen: Seen,
+    }
+
+    #[organ(listens_to = Note)]
+    impl NoteRecorder {
+        fn handle(&self, note: &Envelope<Note>) {
+            self.seen
+                .lock()
+                .unwrap()
+                .push(("note", note.n, note.partition_key()));
+        }
+    }
+
+    #[tokio::test]
+    async fn emitted_delayed_and_retried_events_carry_their_keys() {
+        let seen = Seen::default();
+        let retry = RetryPolicy::new(2)
+            .backoff(Duration::from_millis(5), Duration::from_millis(5))
+            .jitter(false);
+        let spine = Spine::builder()
+            .organ(Recorder {
+                seen: Arc::clone(&seen),
+            })
+            .organ(FillRecorder {
+                seen: Arc::clone(&seen),
+            })
+            .organ(NoteRecorder {
+                seen: Arc::clone(&seen),
+            })
+            .order_key(|order: &Order| order.account.clone())
+            .order_key(|fill: &Fill| (fill.account.clone(), "fills"))
+            .order_key(|note: &Note| note.n)
+            .failure_policy(FailurePolicy::Retry(retry))
+            .build()
+            .unwrap();
+        spine.emit(order("acc-1", 7)).await.unwrap();
+        let report = spine.run_until_idle().await.unwrap();
+        assert_eq!(report.retried, 1);
+        let seen = seen.lock().unwrap().clone();
+        let order_key = Some(key_hash("acc-1"));
+        let fill_key = Some(key_hash(&("acc-1".to_owned(), "fills")));
+        let note_key = Some(key_hash(&7u32));
+        assert_eq!(
+            seen.iter().filter(|s| s.0 == "order").collect::<Vec<_>>(),
+            [&("order", 7, order_key), &("order", 7, order_key)],
+            "the first try and its retry"
+        );
+        assert_eq!(
+            seen.iter().filter(|s| s.0 == "fill").collect::<Vec<_>>(),
+            [&("fill", 7, fill_key), &("fill", 7, fill_key)],
+            "one fill per returned (shared) Emit, each keyed"
+        );
+        assert_eq!(
+            seen.iter().filter(|s| s.0 == "note").collect::<Vec<_>>(),
+            [&("note", 7, note_key), &("note", 7, note_key)],
+            "delayed events keyed too"
+        );
+    }
+
+    #[organ(listens_to = Note)]
+    fn refuse(_: &Note) -> Result<(), std::io::Error> {
+        Err(std::io::Error::other("no"))
+    }
+
+    #[tokio::test]
+    async fn a_dead_letter_keeps_the_key() {
+        let spine = Spine::builder()
+            .organ(refuse)
+            .order_key(|note: &Note| note.n % 2)
+            .failure_policy(FailurePolicy::DeadLetter)
+            .build()
+            .unwrap();
+        spine.emit(Note { n: 3 }).await.unwrap();
+        spine
+            .emit_envelope(Envelope::new(Note { n: 4 }).with_partition_key("mine"))
+            .await
+            .unwrap();
+        spine.run_until_idle().await.unwrap();
+        let keys: Vec<Option<u64>> = spine
+            .backend()
+            .dead_letters()
+            .iter()
+            .map(|letter| letter.envelope.partition_key())
+            .collect();
+        assert_eq!(keys, [Some(key_hash(&1u32)), Some(key_hash("mine"))]);
+    }
+
+    struct Slow {
+        log: Arc<Mutex<Vec<u32>>>,
+    }
+
+    #[organ(listens_to = Note)]
+    impl Slow {
+        async fn handle(&self, note: &Note) {
+            // Later notes are quicker: without the key they would finish first.
+            tokio::time::sleep(Duration::from_millis(u64::from(20 - note.n))).await;
+            self.log.lock().unwrap().push(note.n);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_delivered_key_orders_events_of_a_type_without_order_key() {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let spine = Spine::builder()
+            .organ(Slow {
+                log: Arc::clone(&log),
+            })
+            .concurrency(8)
+            .build()
+            .unwrap();
+        // Keyed through JSON, as from another process: the key orders them here.
+        let keyed: Vec<AnyEnvelope> = (0..10)
+            .map(|n| {
+                let json = Envelope::new(Note { n })
+                    .with_partition_key("one")
+                    .to_json()
+                    .unwrap();
+                AnyEnvelope::from_json(&json).unwrap()
+            })
+            .collect();
+        spine.backend().enqueue(keyed).await.unwrap();
+        spine.run_until_idle().await.unwrap();
+        assert_eq!(*log.lock().unwrap(), (0..10).collect::<Vec<_>>());
+
+        // Unkeyed, the same events overtake each other (the test above can fail).
+        log.lock().unwrap().clear();
+        spine.emit_all((0..10).map(|n| Note { n })).await.unwrap();
+        spine.run_until_idle().await.unwrap();
+        assert_ne!(*log.lock().unwrap(), (0..10).collect::<Vec<_>>());
+    }
+}

@@ -434,6 +434,20 @@ impl AnyEnvelope {
         self
     }
 
+    /// Gives the envelope the partition key `key` computes from its typed payload, unless
+    /// it has a key already (an explicit key wins over the spine's `order_key`) or its
+    /// payload is JSON. Costs no allocation when this envelope is the only holder of its
+    /// payload, which is the case for every event the spine enqueues except one `Emit`
+    /// returned twice.
+    pub(crate) fn key_if_unset(&mut self, key: impl FnOnce(&dyn ErasedEvent) -> Option<u64>) {
+        if self.meta().key.is_some() {
+            return;
+        }
+        if let Some(key) = self.typed_payload().and_then(key) {
+            self.set_key(key);
+        }
+    }
+
     /// Sets the partition key. A typed envelope shared with another holder gets metadata
     /// of its own; the payload stays shared.
     fn set_key(&mut self, key: u64) {

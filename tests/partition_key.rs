@@ -219,13 +219,19 @@ mod stamping {
         }
     }
 
-    /// Everything waiting in `backend`, taken out.
+    /// Everything waiting in `backend`, taken out one by one (an event waits while
+    /// another with its key is out).
     async fn drain(backend: &InMemoryBackend) -> Vec<AnyEnvelope> {
-        let batch = backend.pull(1_000, Duration::ZERO).await.unwrap();
-        batch
-            .into_iter()
-            .map(|delivery| delivery.envelope)
-            .collect()
+        let mut out = Vec::new();
+        loop {
+            let batch = backend.pull(1, Duration::ZERO).await.unwrap();
+            let Some(delivery) = batch.into_iter().next() else {
+                return out;
+            };
+            out.push(delivery.envelope);
+            let done = necrostack::backend::Completion::default();
+            backend.complete(delivery.receipt, done).await.unwrap();
+        }
     }
 
     fn keyed_spine(backend: InMemoryBackend) -> Spine {
@@ -490,5 +496,252 @@ mod stamping {
         spine.emit_all((0..10).map(|n| Note { n })).await.unwrap();
         spine.run_until_idle().await.unwrap();
         assert_ne!(*log.lock().unwrap(), (0..10).collect::<Vec<_>>());
+    }
+}
+
+// ------------------------------------------- the in-memory backend: one delivery per key
+
+mod memory_keys {
+    use std::time::{Duration, Instant};
+
+    use necrostack::backend::memory::MemoryReceipt;
+    use necrostack::backend::{Backend, Completion, Delivery};
+    use necrostack::{AnyEnvelope, Envelope, Event, InMemoryBackend};
+    use proptest::prelude::*;
+    use serde::{Deserialize, Serialize};
+
+    #[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
+    #[event(name = "keys.Tick")]
+    struct Tick(u32);
+
+    fn tick(id: u32, key: Option<u8>) -> AnyEnvelope {
+        let envelope = Envelope::new(Tick(id));
+        match key {
+            Some(key) => envelope.with_partition_key(&key).into(),
+            None => envelope.into(),
+        }
+    }
+
+    fn id(delivery: &Delivery<MemoryReceipt>) -> u32 {
+        delivery.envelope.downcast_ref::<Tick>().unwrap().0
+    }
+
+    fn ids(batch: &[Delivery<MemoryReceipt>]) -> Vec<u32> {
+        batch.iter().map(id).collect()
+    }
+
+    async fn complete(backend: &InMemoryBackend, delivery: Delivery<MemoryReceipt>) {
+        backend
+            .complete(delivery.receipt, Completion::default())
+            .await
+            .unwrap();
+    }
+
+    /// Keys 1 and 2, and unkeyed events, in one queue.
+    async fn mixed() -> InMemoryBackend {
+        let backend = InMemoryBackend::new();
+        let events = vec![
+            tick(0, Some(1)),
+            tick(1, Some(1)),
+            tick(2, None),
+            tick(3, Some(2)),
+            tick(4, Some(1)),
+            tick(5, None),
+        ];
+        backend.enqueue(events).await.unwrap();
+        backend
+    }
+
+    #[tokio::test]
+    async fn a_held_key_holds_back_its_events_for_every_clone() {
+        let first = mixed().await;
+        let second = first.clone();
+        let mut held = first.pull(10, Duration::ZERO).await.unwrap().into_vec();
+        assert_eq!(
+            ids(&held),
+            [0, 2, 3, 5],
+            "one per key; unkeyed never held back"
+        );
+        assert_eq!(first.len(), 2, "the two waiting for key 1 still count");
+        assert!(second.pull(10, Duration::ZERO).await.unwrap().is_empty());
+
+        // Key 1 is done: its next event goes out, to whichever consumer asks.
+        complete(&first, held.remove(0)).await;
+        let next = second.pull(10, Duration::ZERO).await.unwrap().into_vec();
+        assert_eq!(ids(&next), [1]);
+        assert!(first.pull(10, Duration::ZERO).await.unwrap().is_empty());
+        for delivery in next {
+            complete(&second, delivery).await;
+        }
+        assert_eq!(ids(&first.pull(10, Duration::ZERO).await.unwrap()), [4]);
+        assert!(first.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_delivery_given_back_goes_out_again_before_the_rest_of_its_key() {
+        let backend = mixed().await;
+        let pulled = backend.pull(2, Duration::ZERO).await.unwrap().into_vec();
+        assert_eq!(ids(&pulled), [0, 2]);
+        backend.release(pulled).await.unwrap();
+        let again = backend.pull(10, Duration::ZERO).await.unwrap().into_vec();
+        assert_eq!(ids(&again), [0, 2, 3, 5]);
+        assert_eq!(
+            again.iter().map(|d| d.attempt).collect::<Vec<_>>(),
+            [2, 2, 1, 1]
+        );
+    }
+
+    #[tokio::test]
+    async fn dropping_a_receipt_frees_its_key() {
+        let backend = mixed().await;
+        let pulled = backend.pull(1, Duration::ZERO).await.unwrap();
+        assert_eq!(ids(&pulled), [0]);
+        drop(pulled);
+        let next = backend.pull(2, Duration::ZERO).await.unwrap();
+        assert_eq!(ids(&next), [1, 2], "key 1 is free again");
+    }
+
+    #[tokio::test]
+    async fn a_waiting_pull_wakes_when_another_consumer_frees_the_key() {
+        let backend = InMemoryBackend::new();
+        backend
+            .enqueue(vec![tick(0, Some(9)), tick(1, Some(9))])
+            .await
+            .unwrap();
+        let held = backend.pull(10, Duration::ZERO).await.unwrap().into_vec();
+        assert_eq!(ids(&held), [0]);
+        let other = backend.clone();
+        let waiting = tokio::spawn(async move {
+            let started = Instant::now();
+            let got = other.pull(10, Duration::from_secs(10)).await.unwrap();
+            (ids(&got), started.elapsed())
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!waiting.is_finished(), "key 9 is held: nothing to take yet");
+        for delivery in held {
+            complete(&backend, delivery).await;
+        }
+        let (got, waited) = waiting.await.unwrap();
+        assert_eq!(got, [1]);
+        assert!(
+            waited < Duration::from_secs(5),
+            "woken at once ({waited:?})"
+        );
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        /// New events, keyed (by one of three keys) or not.
+        Enqueue(Vec<Option<u8>>),
+        Pull(usize),
+        /// The n-th delivery out (modulo their number) is completed, given back or lost.
+        Complete(usize),
+        Release(usize),
+        Drop(usize),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        let key = prop::option::weighted(0.8, 0u8..3);
+        prop_oneof![
+            3 => prop::collection::vec(key, 1..5).prop_map(Op::Enqueue),
+            3 => (1usize..5).prop_map(Op::Pull),
+            3 => any::<usize>().prop_map(Op::Complete),
+            1 => any::<usize>().prop_map(Op::Release),
+            1 => any::<usize>().prop_map(Op::Drop),
+        ]
+    }
+
+    /// An event as the model sees it: id, key, deliveries so far.
+    #[derive(Debug, Clone, Copy)]
+    struct Model {
+        id: u32,
+        key: Option<u8>,
+        delivered: u32,
+    }
+
+    /// What a pull must return: in queue order, each unkeyed event and the oldest waiting
+    /// event of each key that no delivery out holds, up to `max`.
+    fn expected_pull(waiting: &mut Vec<Model>, out: &[Model], max: usize) -> Vec<Model> {
+        let mut taken: Vec<Model> = Vec::new();
+        // Keys held by a delivery out, or taken by this pull.
+        let mut seen_keys: Vec<u8> = out.iter().filter_map(|m| m.key).collect();
+        let mut index = 0;
+        while index < waiting.len() && taken.len() < max {
+            let event = waiting[index];
+            match event.key {
+                Some(key) if seen_keys.contains(&key) => index += 1,
+                key => {
+                    if let Some(key) = key {
+                        seen_keys.push(key);
+                    }
+                    taken.push(waiting.remove(index));
+                }
+            }
+        }
+        taken
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Interleavings of enqueues, pulls, completions, releases and lost deliveries agree
+        /// with a model that hands out, in queue order, unkeyed events and the oldest event
+        /// of every key that is not held, and puts what is given back first; nothing is
+        /// lost or duplicated, attempts count.
+        #[test]
+        fn keyed_pulls_agree_with_the_model(ops in prop::collection::vec(op(), 1..40)) {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async {
+                let backend = InMemoryBackend::new();
+                let mut next_id = 0u32;
+                let mut waiting: Vec<Model> = Vec::new();
+                let mut out: Vec<(Model, Delivery<MemoryReceipt>)> = Vec::new();
+                for op in ops {
+                    match op {
+                        Op::Enqueue(keys) => {
+                            let mut events = Vec::new();
+                            for key in keys {
+                                events.push(tick(next_id, key));
+                                waiting.push(Model { id: next_id, key, delivered: 0 });
+                                next_id += 1;
+                            }
+                            backend.enqueue(events).await.unwrap();
+                        }
+                        Op::Pull(max) => {
+                            let held: Vec<Model> = out.iter().map(|(m, _)| *m).collect();
+                            let expected = expected_pull(&mut waiting, &held, max);
+                            let got = backend.pull(max, Duration::ZERO).await.unwrap();
+                            prop_assert_eq!(
+                                ids(&got),
+                                expected.iter().map(|m| m.id).collect::<Vec<_>>()
+                            );
+                            for (delivery, model) in got.into_iter().zip(expected) {
+                                prop_assert_eq!(delivery.attempt, model.delivered + 1);
+                                let model = Model { delivered: model.delivered + 1, ..model };
+                                out.push((model, delivery));
+                            }
+                        }
+                        Op::Complete(n) | Op::Release(n) | Op::Drop(n) if out.is_empty() => {
+                            let _ = n;
+                        }
+                        Op::Complete(n) => {
+                            let (_, delivery) = out.remove(n % out.len());
+                            complete(&backend, delivery).await;
+                        }
+                        Op::Release(n) => {
+                            let (model, delivery) = out.remove(n % out.len());
+                            backend.release(vec![delivery]).await.unwrap();
+                            // Given back: first in the queue.
+                            waiting.insert(0, model);
+                        }
+                        Op::Drop(n) => {
+                            drop(out.remove(n % out.len()));
+                        }
+                    }
+                    prop_assert_eq!(backend.len(), waiting.len());
+                }
+                Ok(())
+            })?;
+        }
     }
 }

@@ -24,6 +24,8 @@ pub struct RedisReceipt {
     deliveries: u32,
     /// Set while the receipt is armed: dropping it then gives the entry up.
     core: Weak<Core>,
+    /// On a partition: its index and the fencing token the entry was read under.
+    fence: Option<(u32, u64)>,
 }
 
 impl RedisReceipt {
@@ -32,7 +34,24 @@ impl RedisReceipt {
             entry_id,
             deliveries,
             core,
+            fence: None,
         }
+    }
+
+    /// The receipt of an entry of partition `partition` read under lease `token`.
+    pub(crate) fn fenced(mut self, partition: u32, token: u64) -> Self {
+        self.fence = Some((partition, token));
+        self
+    }
+
+    /// The partition of the entry (partitioned streams only).
+    pub fn partition(&self) -> Option<u32> {
+        self.fence.map(|(partition, _)| partition)
+    }
+
+    /// The partition and fencing token the entry was read under.
+    pub(crate) fn fence(&self) -> Option<(u32, u64)> {
+        self.fence
     }
 
     /// How many times the entry had been delivered when it was read (this delivery

@@ -126,10 +126,9 @@ fn fenced_writes(
     source: &Source<'_>,
     completion: Completion,
 ) -> FencedWrites {
-    let partitions = core.config.partitions.unwrap_or(1);
     let mut writes = FencedWrites::default();
     for envelope in &completion.emitted {
-        let dest = partition::partition_for(envelope, partitions);
+        let dest = partition::partition_for(&core.config, envelope);
         match storable(core, source, envelope) {
             Ok(json) if dest == own => writes.emitted.push(json),
             Ok(json) => writes.outbox.push(outbox::event(dest, json)),
@@ -137,7 +136,7 @@ fn fenced_writes(
         }
     }
     for event in &completion.scheduled {
-        let dest = partition::partition_for(&event.envelope, partitions);
+        let dest = partition::partition_for(&core.config, &event.envelope);
         let due = schedule::score(event.due);
         match storable(core, source, &event.envelope) {
             Ok(json) if dest == own => writes.scheduled.push((due, json)),

@@ -1,6 +1,7 @@
 //! Partitions: which partition an event goes to, the keys of one partition, and which
 //! worker owns which partition (rendezvous hashing).
 
+use super::config::RedisConfig;
 use crate::envelope::AnyEnvelope;
 
 // ---------------------------------------------------------------------------------------
@@ -23,11 +24,15 @@ fn partition_of(key: u64, partitions: u32) -> u32 {
 /// The partition `envelope` is stored in: by its partition key, or, for an unkeyed
 /// event, by its id (so unkeyed events spread evenly, and a retry of one event stays in
 /// its partition).
-pub(crate) fn partition_for(envelope: &AnyEnvelope, partitions: u32) -> u32 {
-    let key = partition_key(envelope).unwrap_or_else(|| {
-        let id = envelope.id().as_u128();
-        (id as u64) ^ ((id >> 64) as u64)
-    });
+pub(crate) fn partition_for(config: &RedisConfig, envelope: &AnyEnvelope) -> u32 {
+    let partitions = config.partitions.unwrap_or(1).max(1);
+    let explicit = config.key_fn.and_then(|key| key(envelope));
+    let key = explicit
+        .or_else(|| partition_key(envelope))
+        .unwrap_or_else(|| {
+            let id = envelope.id().as_u128();
+            (id as u64) ^ ((id >> 64) as u64)
+        });
     partition_of(key, partitions)
 }
 

@@ -140,11 +140,10 @@ pub(crate) async fn enqueue(core: &Core, events: Vec<AnyEnvelope>) -> Result<(),
         Some(parts) => {
             // One MULTI/EXEC per partition (one slot each): atomic per partition.
             let lanes = parts.lanes();
-            let n = lanes.len() as u32;
             let mut per_lane: Vec<(Vec<Vec<u8>>, Option<Uuid>)> =
                 (0..lanes.len()).map(|_| (Vec::new(), None)).collect();
             for (envelope, json) in events.iter().zip(encoded) {
-                let slot = &mut per_lane[partition::partition_for(envelope, n) as usize];
+                let slot = &mut per_lane[partition::partition_for(&core.config, envelope) as usize];
                 slot.1.get_or_insert(envelope.id());
                 slot.0.push(json);
             }
@@ -171,7 +170,7 @@ pub(crate) async fn schedule(core: &Core, events: Vec<Scheduled>) -> Result<(), 
             let lanes = parts.lanes();
             let mut per_lane: Vec<Vec<(i64, Vec<u8>)>> = vec![Vec::new(); lanes.len()];
             for (item, event) in encoded.into_iter().zip(&events) {
-                per_lane[partition::partition_for(&event.envelope, lanes.len() as u32) as usize]
+                per_lane[partition::partition_for(&core.config, &event.envelope) as usize]
                     .push(item);
             }
             for (lane, batch) in lanes.iter().zip(per_lane) {

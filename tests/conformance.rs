@@ -122,28 +122,45 @@ impl Harness for Memory {
     }
 }
 
-struct Redis {
+/// `P` partitions (`.partitions(P)`), or the single stream for `P = 0`.
+struct Redis<const P: u32 = 0> {
     server: redis_server::RedisServer,
     stream: String,
 }
 
-impl Redis {
+/// The partition key of the suite's events (SHIM until events carry one): the producer,
+/// so that one producer's events keep their order on a partitioned stream.
+fn item_key(envelope: &AnyEnvelope) -> Option<u64> {
+    envelope
+        .downcast_ref::<Item>()
+        .map(|item| u64::from(item.producer))
+}
+
+impl<const P: u32> Redis<P> {
     fn builder(
         &self,
         group: &str,
         consumer: &str,
     ) -> necrostack::backend::redis::RedisBackendBuilder {
-        RedisBackend::builder(self.server.url())
+        let builder = RedisBackend::builder(self.server.url())
             .stream(self.stream.clone())
             .group(group)
             .consumer(consumer)
             .claim_idle(Duration::from_millis(300))
             .claim_interval(Duration::from_millis(100))
-            .block_time(Duration::from_millis(200))
+            .block_time(Duration::from_millis(200));
+        if P == 0 {
+            builder
+        } else {
+            builder
+                .partitions(P)
+                .partition_lease(Duration::from_millis(900))
+                .partition_key_fn(item_key)
+        }
     }
 }
 
-impl Harness for Redis {
+impl<const P: u32> Harness for Redis<P> {
     type B = RedisBackend;
 
     async fn new(_test: &str) -> Option<Self> {
@@ -899,4 +916,5 @@ macro_rules! suite {
 // Consumer groups exist only where a backend has them: only Redis runs that test.
 suite!(in_memory, Memory);
 suite!(redis, Redis, two_groups_each_get_everything);
+suite!(redis_partitioned, Redis<4>, two_groups_each_get_everything);
 suite!(nats, Nats, two_groups_each_get_everything);

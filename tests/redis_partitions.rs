@@ -234,6 +234,13 @@ async fn three_workers_keep_every_key_in_order_and_lose_nothing() {
     assert_eq!(consumers_seen.len(), 3, "every worker handled some keys");
 }
 
+/// A backend that joined its group's members (on its first `pull`).
+async fn member(builder: RedisBackendBuilder) -> RedisBackend {
+    let backend = builder.build().await.unwrap();
+    assert!(backend.pull(0, Duration::ZERO).await.unwrap().is_empty());
+    backend
+}
+
 /// Owner of each partition, from `health`.
 async fn owners(backend: &RedisBackend) -> Vec<Option<String>> {
     let health = backend.health().await.unwrap();
@@ -268,10 +275,7 @@ async fn partitions_are_rebalanced_within_a_lease_and_a_heartbeat() {
                 .all(|name| counts.get(*name).is_some_and(|&n| n >= 2))
     };
 
-    let w1 = builder(&url, "rebalance", "w1", lease)
-        .build()
-        .await
-        .unwrap();
+    let w1 = member(builder(&url, "rebalance", "w1", lease)).await;
     let mut last = Vec::new();
     let started = Instant::now();
     while started.elapsed() < settle && !settled(&last, &["w1"]) {
@@ -280,14 +284,8 @@ async fn partitions_are_rebalanced_within_a_lease_and_a_heartbeat() {
     }
     assert!(settled(&last, &["w1"]), "one worker owns all: {last:?}");
 
-    let w2 = builder(&url, "rebalance", "w2", lease)
-        .build()
-        .await
-        .unwrap();
-    let w3 = builder(&url, "rebalance", "w3", lease)
-        .build()
-        .await
-        .unwrap();
+    let w2 = member(builder(&url, "rebalance", "w2", lease)).await;
+    let w3 = member(builder(&url, "rebalance", "w3", lease)).await;
     let started = Instant::now();
     while started.elapsed() < settle && !settled(&last, &["w1", "w2", "w3"]) {
         last = owners(&w1).await;
@@ -647,14 +645,14 @@ async fn an_outbox_entry_is_forwarded_once_even_if_a_forwarder_died_mid_way() {
         .unwrap();
 
     // A worker that owns partition 0 forwards what is left: the second event only.
-    let backend = RedisBackend::builder(url.as_str())
-        .stream("outbox")
-        .consumer("forwarder")
-        .partitions(2)
-        .partition_lease(Duration::from_millis(600))
-        .build()
-        .await
-        .unwrap();
+    let backend = member(
+        RedisBackend::builder(url.as_str())
+            .stream("outbox")
+            .consumer("forwarder")
+            .partitions(2)
+            .partition_lease(Duration::from_millis(600)),
+    )
+    .await;
     let forwarded = wait_until(Duration::from_secs(10), || backend.metrics().forwarded >= 1).await;
     assert!(forwarded, "the forwarder ran");
     let outbox_left = wait_until(Duration::from_secs(5), || {
@@ -701,6 +699,38 @@ async fn stream_steps(url: &str, stream: &str) -> Vec<u32> {
             envelope.decode::<Step>().ok().map(|s| s.seq)
         })
         .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backend_joins_on_its_first_pull_and_every_worker_needs_the_same_partitions() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let url = server.url();
+    let lease = Duration::from_millis(600);
+    // Built but never pulling (a process that only emits): it owns nothing.
+    let emitter = builder(&url, "join", "emitter", lease)
+        .build()
+        .await
+        .unwrap();
+    let reader = member(builder(&url, "join", "reader", lease)).await;
+    let all_read = wait_until(lease * 3, || {
+        futures_lite_block(owners(&emitter))
+            .iter()
+            .all(|o| o.as_deref() == Some("reader"))
+    })
+    .await;
+    assert!(all_read, "the reading worker owns every partition");
+    let error = RedisBackend::builder(url.as_str())
+        .stream("join")
+        .partitions(PARTITIONS * 2)
+        .build_producer()
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("same number"), "{error}");
+    emitter.close().await.unwrap();
+    reader.close().await.unwrap();
 }
 
 #[tokio::test]

@@ -67,10 +67,11 @@ pub(crate) async fn complete_fenced(
     completion: Completion,
 ) -> Result<(), BackendError> {
     lane.held().remove(entry_id);
-    lane.check_open()?;
     let Some(partition) = &lane.lane else {
         return Err(BackendError::Other("not a partition".into()));
     };
+    partition.hand_back();
+    lane.check_open()?;
     let writes = fenced_writes(
         lane,
         partition.index(),

@@ -143,6 +143,7 @@ impl Core {
         let read = link(read_timeout);
         let core = Core::new(config, cmd, read, counters, None, parts);
         core.cmd.get().await?;
+        core.check_partition_count().await?;
         if role == Role::Consumer {
             match &core.parts {
                 None => {
@@ -157,6 +158,33 @@ impl Core {
             }
         }
         Ok(core)
+    }
+
+    /// Records the number of partitions in Redis the first time (`{stream}:partitions`),
+    /// and refuses a worker or producer configured with another number: events of one
+    /// key would land in different partitions, and their order would be lost.
+    async fn check_partition_count(&self) -> Result<(), RedisBackendError> {
+        let Some(partitions) = self.config.partitions else {
+            return Ok(());
+        };
+        let key = format!("{{{}}}:partitions", self.config.stream_key());
+        self.command("SET", |cmd| {
+            cmd.arg(&key).arg(partitions).arg("NX");
+        })
+        .await?;
+        let stored = self
+            .command("GET", |cmd| {
+                cmd.arg(&key);
+            })
+            .await?;
+        match reply::integer(&stored) {
+            Some(n) if n == i64::from(partitions) => Ok(()),
+            other => Err(RedisBackendError::Config(format!(
+                "the stream {} has {} partitions in Redis ({key}), but this backend is configured with {partitions}; every worker and producer must use the same number",
+                self.config.stream_key(),
+                other.map_or_else(|| "an unreadable number of".to_owned(), |n| n.to_string())
+            ))),
+        }
     }
 
     /// A core on `config`'s keys (the partition's, for a lane).

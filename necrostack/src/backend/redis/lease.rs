@@ -26,6 +26,9 @@ pub(crate) struct Lane {
     pub(crate) forward_due: AtomicBool,
     /// Whether a forwarder task runs for this partition.
     pub(crate) forwarding: AtomicBool,
+    /// Deliveries of this partition handed to the spine and not yet completed, released
+    /// or dropped: what is pending beyond these is on its way (or must be re-read).
+    handed: AtomicU64,
 }
 
 impl Lane {
@@ -35,7 +38,25 @@ impl Lane {
             token: AtomicU64::new(0),
             forward_due: AtomicBool::new(false),
             forwarding: AtomicBool::new(false),
+            handed: AtomicU64::new(0),
         }
+    }
+
+    /// Counts deliveries handed to the spine.
+    pub(crate) fn hand_out(&self, n: u64) {
+        self.handed.fetch_add(n, Ordering::SeqCst);
+    }
+
+    /// Counts a handed-out delivery back (completed, released or dropped).
+    pub(crate) fn hand_back(&self) {
+        let _ = self
+            .handed
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+    }
+
+    /// Deliveries handed to the spine and not back yet.
+    pub(crate) fn handed(&self) -> u64 {
+        self.handed.load(Ordering::SeqCst)
     }
 
     pub(crate) fn index(&self) -> u32 {

@@ -35,7 +35,27 @@
 //!   paged dead-letter listing, replay (one Lua script per entry), purge, and
 //!   [`stats`](RedisAdmin::stats); the `necrostack` command-line tool is built on it.
 //!
-//! See the crate README ("Running on Redis") for the guarantees in plain words.
+//! # Partitions
+//!
+//! With [`RedisBackendBuilder::partitions`] the events live in `n` streams
+//! (`{stream}:p0` ...), each owned by one worker of the group at a time, so that events
+//! with one partition key are handled in order across the whole fleet:
+//!
+//! * ownership: members heartbeat into a sorted set (server clock), every worker computes
+//!   the same owner per partition by rendezvous hashing, and the owner holds a lease with
+//!   a fencing token (`ownership`, `lease`);
+//! * reading: one reader per owned partition on a connection of its own; a new owner
+//!   takes over everything pending on the partition and delivers it in stream order
+//!   before anything new; new entries are read only while the lease is the reader's
+//!   (`partitioned`, `fetch`);
+//! * completing: one script on the partition's slot checks the lease (fencing), writes
+//!   the output for the partition itself and appends the rest to the partition's outbox,
+//!   and acknowledges; a forwarder moves outbox entries to their destination exactly
+//!   once, in order (`outbox`). **Each completed handling's output appears exactly
+//!   once**, and a worker that lost its lease writes nothing.
+//!
+//! See the crate README ("Running on Redis", "Partitions and Redis Cluster") for the
+//! guarantees in plain words.
 
 mod admin;
 mod complete;
@@ -222,6 +242,13 @@ impl Backend for RedisBackend {
     ) -> Result<Batch<Delivery<RedisReceipt>>, BackendError> {
         self.check_open()?;
         if let Some(parts) = &self.core.parts {
+            if parts.join() {
+                // The periodic heartbeat first (so that a pull dropped during the inline
+                // beat leaves it running), then the first beat right here, so that this
+                // pull already reads the partitions it is given.
+                ownership::spawn(&self.core);
+                ownership::beat(Arc::clone(&self.core)).await;
+            }
             return parts.pull(&self.core, max, timeout).await;
         }
         let mut reader = self.reader.lock().await;
@@ -317,6 +344,7 @@ impl Backend for RedisBackend {
             return Ok(());
         }
         if let Some(parts) = &self.core.parts {
+            parts.wake();
             let result = ownership::leave(&self.core).await;
             for lane in parts.lanes() {
                 lane.close();
@@ -351,13 +379,11 @@ impl RedisBackendBuilder {
     pub async fn build(self) -> Result<RedisBackend, BackendError> {
         let core = Arc::new(Core::connect(self, core::Role::Consumer).await?);
         tracing::info!(config = %core.config, "Redis backend ready");
-        match &core.parts {
-            None => {
-                heartbeat::spawn(&core);
-                schedule::spawn_mover(&core);
-            }
-            // No idle-time heartbeat on partitions: nobody `XAUTOCLAIM`s them.
-            Some(_) => ownership::spawn(&core),
+        // Partitions have no idle-time heartbeat (nobody `XAUTOCLAIM`s them); their
+        // ownership heartbeat starts with the first `pull`.
+        if core.parts.is_none() {
+            heartbeat::spawn(&core);
+            schedule::spawn_mover(&core);
         }
         #[cfg(feature = "metrics")]
         gauges::spawn(&core);

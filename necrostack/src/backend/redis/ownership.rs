@@ -37,12 +37,12 @@ const DRAIN_POLL: Duration = Duration::from_millis(20);
 /// end when the backend is closed or dropped.
 pub(crate) fn spawn(main: &Arc<Core>) {
     let period = (main.config.partition_lease / 3).max(Duration::from_millis(10));
-    periodic::spawn(main, period, First::Now, beat);
+    periodic::spawn(main, period, First::AfterOnePeriod, beat);
     periodic::spawn(main, main.config.schedule_interval, First::Now, move_due);
 }
 
 /// One heartbeat.
-async fn beat(main: Arc<Core>) {
+pub(crate) async fn beat(main: Arc<Core>) {
     let Some(parts) = &main.parts else {
         return;
     };
@@ -114,7 +114,8 @@ async fn take_over(lane_core: &Core) -> Result<usize, RedisBackendError> {
         detail,
     })?;
     for chunk in ids.chunks(500) {
-        // JUSTID: the delivery count is raised once, when the entry is read again.
+        // JUSTID: the delivery count is raised once, when the reader reads the entry
+        // again from this consumer's pending list.
         lane_core
             .command("XCLAIM", |cmd| {
                 cmd.arg(&lane_core.stream)
@@ -204,6 +205,9 @@ pub(crate) async fn leave(main: &Core) -> Result<(), RedisBackendError> {
     let Some(parts) = &main.parts else {
         return Ok(());
     };
+    if !parts.joined() {
+        return Ok(());
+    }
     for lane_core in parts.lanes() {
         let Some(lane) = &lane_core.lane else {
             continue;

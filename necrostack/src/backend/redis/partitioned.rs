@@ -10,7 +10,7 @@
 //! out: the partition's new owner delivers it.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
 
@@ -24,14 +24,15 @@ use super::core::Core;
 use super::counters::Counters;
 use super::error::RedisBackendError;
 use super::fetch;
-use super::partition;
 use super::receipt::RedisReceipt;
+use super::{partition, reply};
 use crate::backend::{BackendError, Batch, Delivery};
 
 /// How many entries one read of a partition takes at most.
 const LANE_BATCH: usize = 32;
-/// How many deliveries a partition's queue holds before its reader waits for `pull`.
-const READ_AHEAD: usize = 64;
+/// How many times a `pull` at its deadline waits (a block time each) for work on its way
+/// before it answers empty anyway.
+const MAX_SETTLE_ROUNDS: u32 = 10;
 
 type Queue = VecDeque<Delivery<RedisReceipt>>;
 
@@ -43,12 +44,19 @@ pub(crate) struct Parts {
     readers: Mutex<Vec<Option<AbortHandle>>>,
     /// Deliveries were queued (or a reader failed).
     arrived: Notify,
-    /// `pull` took deliveries: readers waiting for room may read again.
-    room: Notify,
     /// A reader's error that ends the run, reported by the next `pull`.
     failure: Mutex<Option<RedisBackendError>>,
     /// Where the next `pull` starts taking, so that no partition starves.
     next: AtomicUsize,
+    /// Whether this worker has joined the group's members (on its first `pull`).
+    joined: AtomicBool,
+    /// How many deliveries the `pull` waiting now wants (0: none waits). Readers read
+    /// only for a waiting `pull`, and no more than it wants, so that entries are not
+    /// counted as delivered in Redis long before anyone handles them.
+    wanted: AtomicUsize,
+    /// A `pull` started waiting (shared with the readers, which must not hold the
+    /// backend while they wait).
+    want: Arc<Notify>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -65,9 +73,11 @@ impl Parts {
             queues: Mutex::new((0..n).map(|_| Queue::new()).collect()),
             readers: Mutex::new(vec![None; n]),
             arrived: Notify::new(),
-            room: Notify::new(),
             failure: Mutex::new(None),
             next: AtomicUsize::new(0),
+            joined: AtomicBool::new(false),
+            wanted: AtomicUsize::new(0),
+            want: Arc::new(Notify::new()),
         }
     }
 
@@ -80,6 +90,18 @@ impl Parts {
         &self.members_key
     }
 
+    /// Marks this worker as a member; `true` the first time. A backend joins on its
+    /// first `pull`, not when built: one that only enqueues (a web handler emitting
+    /// events) must not be given partitions it would never read.
+    pub(crate) fn join(&self) -> bool {
+        !self.joined.swap(true, Ordering::SeqCst)
+    }
+
+    /// Whether this worker joined the members.
+    pub(crate) fn joined(&self) -> bool {
+        self.joined.load(Ordering::SeqCst)
+    }
+
     /// Up to `max` deliveries, waiting up to `timeout` for the first.
     pub(crate) async fn pull(
         &self,
@@ -88,6 +110,8 @@ impl Parts {
         timeout: Duration,
     ) -> Result<Batch<Delivery<RedisReceipt>>, BackendError> {
         let deadline = Instant::now().checked_add(timeout);
+        let mut settled_rounds = 0;
+        let _wanting = Wanting::new(self, max);
         loop {
             main.check_open()?;
             let arrival = self.arrived.notified();
@@ -99,17 +123,100 @@ impl Parts {
             let batch = self.take(max);
             if !batch.is_empty() || max == 0 {
                 Counters::add(&main.counters.pulled, batch.len() as u64);
-                self.room.notify_waiters();
                 return Ok(batch);
             }
             match deadline {
-                Some(deadline) if Instant::now() >= deadline => return Ok(Batch::new()),
+                Some(deadline) if Instant::now() >= deadline => {
+                    if settled_rounds >= MAX_SETTLE_ROUNDS || self.settled(main).await? {
+                        return Ok(Batch::new());
+                    }
+                    // Work is on its way (unread entries, entries to re-read, outbox
+                    // entries just forwarded): an empty answer now would make a run
+                    // until idle end early. Wait for the readers a little.
+                    settled_rounds += 1;
+                    let _ = tokio::time::timeout(main.config.block_time, arrival).await;
+                }
                 Some(deadline) => {
                     let _ = tokio::time::timeout_at(deadline, arrival).await;
                 }
                 None => arrival.await,
             }
         }
+    }
+
+    /// Whether nothing is on its way to this worker's queues: every owned partition's
+    /// outbox forwarded, nothing unread and nothing pending that this worker does
+    /// not hold. Only asked when a `pull` is about to return empty at its deadline.
+    async fn settled(&self, main: &Core) -> Result<bool, RedisBackendError> {
+        let mut settled = true;
+        for lane_core in &self.lanes {
+            let Some(lane) = &lane_core.lane else {
+                continue;
+            };
+            if lane.token().is_none() {
+                continue;
+            }
+            if super::outbox::forward_all(lane_core).await? > 0 {
+                settled = false;
+            }
+            let groups = lane_core
+                .command("XINFO", |c| {
+                    c.arg("GROUPS").arg(&lane_core.stream);
+                })
+                .await?;
+            let (_, pending, _) =
+                reply::group_info(&groups, &main.config.group).unwrap_or((0, 0, None));
+            let delivered = reply::last_delivered(&groups, &main.config.group);
+            let last = lane_core
+                .command("XREVRANGE", |c| {
+                    c.arg(&lane_core.stream)
+                        .arg("+")
+                        .arg("-")
+                        .arg("COUNT")
+                        .arg(1);
+                })
+                .await?;
+            let last = reply::entries(&last)
+                .ok()
+                .and_then(|entries| entries.into_iter().next())
+                .map(|entry| entry.id);
+            // Unread: the stream's last entry is after the group's last delivered one.
+            let unread = match (last, delivered) {
+                (Some(last), Some(delivered)) => {
+                    super::core::cmp_ids(&last, &delivered) == std::cmp::Ordering::Greater
+                }
+                (Some(_), None) => true,
+                (None, _) => false,
+            };
+            // Scheduled events due (or about to be) are moved into the stream soon: an
+            // empty answer now would let a run until idle miss them between its empty
+            // pull and its look at the schedule.
+            let soon = chrono::Utc::now().timestamp_millis()
+                + i64::try_from(main.config.schedule_interval.as_millis()).unwrap_or(i64::MAX)
+                + 100;
+            let due = lane_core
+                .command("ZRANGEBYSCORE", |c| {
+                    c.arg(&lane.keys.scheduled)
+                        .arg("-inf")
+                        .arg(soon)
+                        .arg("LIMIT")
+                        .arg(0)
+                        .arg(1);
+                })
+                .await?;
+            let due_soon = reply::items(&due).is_some_and(|items| !items.is_empty());
+            // Pending beyond what the caller has in hand: being read into the queue, or
+            // to be re-read.
+            if unread || due_soon || pending > lane.handed() {
+                settled = false;
+            }
+        }
+        Ok(settled)
+    }
+
+    /// Wakes every waiting `pull` (on close, so that it ends with `Closed`).
+    pub(crate) fn wake(&self) {
+        self.arrived.notify_waiters();
     }
 
     /// Takes up to `max` queued deliveries, partition after partition, in order within
@@ -124,13 +231,18 @@ impl Parts {
         let start = self.next.fetch_add(1, Ordering::Relaxed) % n;
         for k in 0..n {
             let index = (start + k) % n;
-            let token = self.lanes[index].lane.as_ref().and_then(|l| l.token());
+            let lane = self.lanes[index].lane.as_ref();
+            let token = lane.and_then(|l| l.token());
             let queue = &mut queues[index];
             while out.len() < max {
-                let Some(delivery) = queue.pop_front() else {
+                let Some(mut delivery) = queue.pop_front() else {
                     break;
                 };
                 if delivery.receipt.fence().map(|(_, t)| t) == token {
+                    if let Some(lane) = lane {
+                        lane.hand_out(1);
+                    }
+                    delivery.receipt.set_handed(true);
                     out.push(delivery);
                 }
             }
@@ -151,6 +263,10 @@ impl Parts {
             let Some(lane) = self.lanes.get(index as usize) else {
                 continue;
             };
+            if let Some(lane) = &lane.lane {
+                lane.hand_back();
+            }
+            delivery.receipt.set_handed(false);
             if lane.lane.as_ref().and_then(|l| l.token()) == Some(token) {
                 delivery.attempt += 1;
                 queues[index as usize].push_front(delivery);
@@ -212,6 +328,24 @@ impl Parts {
     }
 }
 
+/// Announces a waiting `pull` to the readers for as long as it lives (also when the
+/// `pull` is dropped).
+struct Wanting<'a>(&'a Parts);
+
+impl<'a> Wanting<'a> {
+    fn new(parts: &'a Parts, max: usize) -> Self {
+        parts.wanted.store(max, Ordering::SeqCst);
+        parts.want.notify_waiters();
+        Wanting(parts)
+    }
+}
+
+impl Drop for Wanting<'_> {
+    fn drop(&mut self) {
+        self.0.wanted.store(0, Ordering::SeqCst);
+    }
+}
+
 /// A partition's reader: fetches in stream order into the partition's queue while this
 /// worker holds lease `token`, waiting while the queue is full.
 async fn read_lane(main: Weak<Core>, lane: Arc<Core>, token: u64) {
@@ -220,27 +354,41 @@ async fn read_lane(main: Weak<Core>, lane: Arc<Core>, token: u64) {
     };
     let mut backoff = connection::first_backoff();
     loop {
-        let Some(core) = main.upgrade() else {
-            return;
+        // Never hold the backend while waiting: dropping every handle must end it.
+        let want = {
+            let Some(core) = main.upgrade() else {
+                return;
+            };
+            let Some(parts) = &core.parts else {
+                return;
+            };
+            Arc::clone(&parts.want)
         };
-        let Some(parts) = &core.parts else {
-            return;
-        };
-        if core.is_closed() || lane.lane.as_ref().and_then(|l| l.token()) != Some(token) {
-            return;
-        }
-        if parts.queued(index) >= READ_AHEAD {
-            let room = parts.room.notified();
-            tokio::pin!(room);
-            room.as_mut().enable();
-            if parts.queued(index) >= READ_AHEAD {
-                let _ = tokio::time::timeout(core.config.block_time, room).await;
-                continue;
+        let notified = want.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        let (wanted, queued, block) = {
+            let Some(core) = main.upgrade() else {
+                return;
+            };
+            let Some(parts) = &core.parts else {
+                return;
+            };
+            if core.is_closed() || lane.lane.as_ref().and_then(|l| l.token()) != Some(token) {
+                return;
             }
+            (
+                parts.wanted.load(Ordering::SeqCst),
+                parts.queued(index),
+                core.config.block_time,
+            )
+        };
+        // Read only for a waiting pull, and only when this partition has nothing queued.
+        if wanted == 0 || queued > 0 {
+            let _ = tokio::time::timeout(block, notified).await;
+            continue;
         }
-        let block = Some(core.config.block_time);
-        drop(core);
-        match fetch::fetch(Arc::clone(&lane), LANE_BATCH, block).await {
+        match fetch::fetch(Arc::clone(&lane), wanted.min(LANE_BATCH), Some(block)).await {
             Ok(batch) => {
                 backoff = connection::first_backoff();
                 let Some(core) = main.upgrade() else {

@@ -26,6 +26,8 @@ pub struct RedisReceipt {
     core: Weak<Core>,
     /// On a partition: its index and the fencing token the entry was read under.
     fence: Option<(u32, u64)>,
+    /// Whether `pull` handed it to the caller (partitions count those in flight).
+    handed: bool,
 }
 
 impl RedisReceipt {
@@ -35,7 +37,13 @@ impl RedisReceipt {
             deliveries,
             core,
             fence: None,
+            handed: false,
         }
+    }
+
+    /// Marks the delivery as handed to the caller of `pull`.
+    pub(crate) fn set_handed(&mut self, handed: bool) {
+        self.handed = handed;
     }
 
     /// The receipt of an entry of partition `partition` read under lease `token`.
@@ -81,6 +89,11 @@ impl RedisReceipt {
 impl Drop for RedisReceipt {
     fn drop(&mut self) {
         if let Some(core) = self.core.upgrade() {
+            if self.handed {
+                if let Some(lane) = &core.lane {
+                    lane.hand_back();
+                }
+            }
             if core.held().remove(&self.entry_id) {
                 core.recover_pending();
                 tracing::debug!(entry_id = %self.entry_id, "a delivery was dropped unhandled; it will be delivered again");

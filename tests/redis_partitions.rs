@@ -751,3 +751,82 @@ async fn bad_partition_settings_are_config_errors() {
         assert!(error.contains("configuration"), "{error}");
     }
 }
+
+/// Fails every step while `failing` is set.
+struct Gate {
+    failing: Arc<std::sync::atomic::AtomicBool>,
+    handled: Arc<std::sync::atomic::AtomicU32>,
+}
+
+#[organ(listens_to = Step)]
+impl Gate {
+    fn handle(&self, _step: &Step) -> Result<(), std::io::Error> {
+        if self.failing.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(std::io::Error::other("closed"));
+        }
+        self.handled
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letters_go_through_the_outbox_and_replay_into_their_partition() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let url = server.url();
+    let lease = Duration::from_millis(600);
+    let backend = builder_of(&url, "dlq", "w", 4, lease)
+        .build()
+        .await
+        .unwrap();
+    let failing = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let handled = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let spine = Spine::builder()
+        .organ_with_policy(
+            Gate {
+                failing: Arc::clone(&failing),
+                handled: Arc::clone(&handled),
+            },
+            necrostack::FailurePolicy::DeadLetter,
+        )
+        .backend(backend.clone())
+        .build()
+        .unwrap();
+    spine
+        .emit_all((0..6).map(|key| Step { key, seq: 0 }))
+        .await
+        .unwrap();
+    let report = spine.run_until_idle().await.unwrap();
+    assert_eq!(report.dead_lettered, 6);
+    let letters = backend.dead_letters(100).await.unwrap();
+    assert_eq!(
+        letters.len(),
+        6,
+        "every dead letter forwarded to the dead-letter stream once"
+    );
+    assert!(backend.metrics().forwarded >= 6);
+
+    let admin = RedisBackend::builder(url.as_str())
+        .stream("dlq")
+        .partitions(4)
+        .partition_key_fn(key_of)
+        .build_admin()
+        .await
+        .unwrap();
+    let replayed = admin
+        .replay_all(&necrostack::backend::redis::ReplayOptions::new(), |_| {})
+        .await
+        .unwrap();
+    assert_eq!(replayed, 6);
+    failing.store(false, std::sync::atomic::Ordering::SeqCst);
+    let report = spine.run_until_idle().await.unwrap();
+    assert_eq!(
+        report.succeeded, 6,
+        "the replayed events came back to their partitions"
+    );
+    assert_eq!(handled.load(std::sync::atomic::Ordering::SeqCst), 6);
+    assert!(backend.dead_letters(100).await.unwrap().is_empty());
+    backend.close().await.unwrap();
+}

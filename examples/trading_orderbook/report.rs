@@ -27,10 +27,18 @@ impl Outcome<'_> {
     }
 }
 
-/// The JSON summary: trades in execution order, the number of ORDER_REJECTED events,
-/// and each book's price levels, best first.
+/// The JSON summary: trades grouped by symbol (symbols in alphabetical order), each
+/// symbol's trades in execution order; the number of ORDER_REJECTED events; and each
+/// book's price levels, best first.
+///
+/// Grouped by symbol because that is the order every run agrees on: with `--workers`
+/// the symbols' books are matched by different workers at once, so trades of different
+/// symbols interleave differently from run to run, while each symbol's own sequence is
+/// fixed by the order its orders were submitted in.
 pub fn to_json(outcome: &Outcome<'_>) -> Value {
-    let trades: Vec<Value> = outcome.market.trades.iter().map(trade_json).collect();
+    let mut by_symbol: Vec<&TradeExecuted> = outcome.market.trades.iter().collect();
+    by_symbol.sort_by(|a, b| a.symbol.cmp(&b.symbol)); // stable: execution order kept
+    let trades: Vec<Value> = by_symbol.into_iter().map(trade_json).collect();
     let books: BTreeMap<&str, Value> = outcome
         .market
         .books

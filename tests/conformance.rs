@@ -918,3 +918,87 @@ suite!(in_memory, Memory);
 suite!(redis, Redis, two_groups_each_get_everything);
 suite!(redis_partitioned, Redis<4>, two_groups_each_get_everything);
 suite!(nats, Nats, two_groups_each_get_everything);
+
+// The same suite on a Redis Cluster (three masters, a replica each). One cluster serves
+// all of these tests (six servers per test would be too slow); each test has a stream of
+// its own, hash-tagged so that the stream, its dead letters and its scheduled set share a
+// slot.
+#[path = "support/redis_cluster.rs"]
+mod cluster_support;
+
+struct RedisOnCluster {
+    cluster: std::sync::Arc<cluster_support::RedisCluster>,
+    stream: String,
+}
+
+impl RedisOnCluster {
+    fn builder(
+        &self,
+        group: &str,
+        consumer: &str,
+    ) -> necrostack::backend::redis::RedisBackendBuilder {
+        RedisBackend::builder(self.cluster.url())
+            .stream(self.stream.clone())
+            .group(group)
+            .consumer(consumer)
+            .claim_idle(Duration::from_millis(300))
+            .claim_interval(Duration::from_millis(100))
+            .block_time(Duration::from_millis(200))
+    }
+}
+
+impl Harness for RedisOnCluster {
+    type B = RedisBackend;
+
+    async fn new(test: &str) -> Option<Self> {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let cluster = tokio::task::spawn_blocking(cluster_support::shared)
+            .await
+            .expect("start the test cluster")?;
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Some(RedisOnCluster {
+            cluster,
+            stream: format!("{{conformance:{test}:{n}}}"),
+        })
+    }
+
+    async fn consumer(&self, name: &str) -> RedisBackend {
+        self.builder("workers", name)
+            .build()
+            .await
+            .expect("connect to the test cluster")
+    }
+
+    async fn other_group(&self, group: &str) -> Option<RedisBackend> {
+        Some(self.builder(group, "solo").build().await.expect("connect"))
+    }
+
+    fn durable(&self) -> bool {
+        true
+    }
+
+    async fn crash(
+        &self,
+        consumer: RedisBackend,
+        deliveries: Vec<Delivery<necrostack::backend::redis::RedisReceipt>>,
+    ) {
+        // The process dies: no complete, no release, no close.
+        drop(deliveries);
+        drop(consumer);
+    }
+
+    fn redelivery_wait(&self) -> Duration {
+        Duration::from_secs(3)
+    }
+
+    async fn dead_letter_count(&self) -> usize {
+        let probe = self.consumer("probe").await;
+        probe.dead_letters(10_000).await.unwrap().len()
+    }
+}
+
+suite!(
+    redis_cluster,
+    RedisOnCluster,
+    two_groups_each_get_everything
+);

@@ -1,7 +1,8 @@
 //! Edges of the spine that the mutation check found untested: a retry addressed to an
-//! organ this spine does not have, and a depth limit given as `Option<u32>`.
+//! organ this spine does not have, a depth limit given as `Option<u32>`, and how far the
+//! run loop reads ahead of its handlings.
 
-use necrostack::{organ, AnyEnvelope, Backend, DeadLetterReason, Error, Event, Spine};
+use necrostack::{organ, AnyEnvelope, Backend, DeadLetterReason, Envelope, Error, Event, Spine};
 use serde::{Deserialize, Serialize};
 
 #[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
@@ -101,5 +102,79 @@ fn log_and_continue_writes_no_dead_letter() {
             (1, 0, 0)
         );
         assert!(spine.backend().dead_letters().is_empty());
+    });
+}
+
+/// An organ that blocks until the test opens its gate, counting the handlings begun.
+struct Gated {
+    gate: std::sync::Arc<tokio::sync::Semaphore>,
+    begun: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+#[organ(listens_to = Ping)]
+impl Gated {
+    async fn handle(&self, _: &Ping) -> Result<(), std::io::Error> {
+        self.begun.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let permit = self.gate.acquire().await.map_err(std::io::Error::other)?;
+        permit.forget();
+        Ok(())
+    }
+}
+
+/// Runs 100 `Ping`s (all under one ordering key when `one_key`) through a spine with
+/// concurrency 4 and batches of 2 whose organ blocks; once `in_flight` handlings have
+/// begun and the loop had time to read ahead, returns how many events the backend still
+/// holds, then opens the gate and checks that all 100 succeed.
+async fn unpulled_while_blocked(one_key: bool, in_flight: usize) -> usize {
+    use std::sync::atomic::Ordering;
+    let gate = std::sync::Arc::new(tokio::sync::Semaphore::new(0));
+    let begun = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut builder = Spine::builder()
+        .organ(Gated {
+            gate: std::sync::Arc::clone(&gate),
+            begun: std::sync::Arc::clone(&begun),
+        })
+        .concurrency(4)
+        .batch_size(2);
+    if one_key {
+        builder = builder.order_key(|_: &Ping| 0_u8);
+    }
+    let spine = builder.build().unwrap();
+    // Straight into the backend, not through the spine, so the events carry no partition
+    // key: the backend hands them out freely and the spine's ordering key alone holds
+    // them back.
+    let events = (0..100).map(|n| Envelope::new(Ping { n }).into()).collect();
+    spine.backend().enqueue(events).await.unwrap();
+    let running = tokio::spawn({
+        let spine = spine.clone();
+        async move { spine.run_until_idle().await }
+    });
+    while begun.load(Ordering::SeqCst) < in_flight {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let unpulled = spine.backend().len();
+    assert_eq!(begun.load(Ordering::SeqCst), in_flight, "no more may begin");
+    gate.add_permits(1000);
+    let report = running.await.unwrap().unwrap();
+    assert_eq!(report.succeeded, 100);
+    unpulled
+}
+
+#[test]
+fn the_loop_reads_ahead_one_batch_beyond_a_full_set_of_handlings_and_no_more() {
+    runtime().block_on(async {
+        // 4 in flight (the concurrency), 2 read ahead (one batch), the rest not pulled:
+        // a backend's events stay where other workers can take them.
+        assert_eq!(unpulled_while_blocked(false, 4).await, 100 - 4 - 2);
+    });
+}
+
+#[test]
+fn events_waiting_on_a_busy_key_fill_the_buffer_up_to_the_concurrency() {
+    runtime().block_on(async {
+        // One key: one in flight; the others wait in the buffer, which is filled a batch
+        // at a time until it holds at least the concurrency (4): 1 + 2 + 2 = 5 buffered.
+        assert_eq!(unpulled_while_blocked(true, 1).await, 100 - 1 - 5);
     });
 }

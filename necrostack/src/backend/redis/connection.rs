@@ -8,14 +8,26 @@
 //! counted from when the link first failed: every operation of a backend whose Redis is
 //! gone gives up at about the same moment, instead of each one waiting out a timeout of
 //! its own.
+//!
+//! A link's [`Connection`] is either one multiplexed connection to a single Redis or a
+//! redis-rs cluster connection to a Redis Cluster ([`cluster`] finds out which the URL
+//! points at). Both run the same commands, pipelines and scripts: the cluster connection
+//! sends each to the master of its key's slot and follows redirections itself, so the
+//! rest of the backend does not know which one it talks to. Each link of a clustered
+//! backend is a cluster connection of its own, so the blocking read still never delays
+//! the other commands.
+
+pub(crate) mod cluster;
 
 use std::future::Future;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, Client};
+use redis::aio::{ConnectionLike, MultiplexedConnection};
+use redis::cluster::ClusterClient;
+use redis::cluster_async::ClusterConnection;
+use redis::{AsyncConnectionConfig, Client, Cmd, Pipeline, RedisFuture, RedisResult, Value};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
@@ -28,14 +40,86 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(50);
 /// The longest wait between reconnection attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
-/// The connection type every command runs on. One name for it, so that the rest of the
-/// backend does not depend on which kind of connection a [`Link`] holds.
-pub(crate) type Connection = MultiplexedConnection;
+/// The connection every command runs on: to a single Redis, or to a Redis Cluster. It is
+/// a [`ConnectionLike`] either way, so commands, pipelines and scripts run on it
+/// unchanged; cloning it is cheap (both kinds are handles to a shared connection).
+#[derive(Clone)]
+pub(crate) enum Connection {
+    /// One multiplexed connection to a standalone Redis (or a primary).
+    Single(MultiplexedConnection),
+    /// Connections to every master of a Redis Cluster, each command sent to its slot's.
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Connection {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Connection::Single(connection) => connection.req_packed_command(cmd),
+            Connection::Cluster(connection) => connection.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Connection::Single(connection) => {
+                connection.req_packed_commands(pipeline, offset, count)
+            }
+            Connection::Cluster(connection) => {
+                connection.req_packed_commands(pipeline, offset, count)
+            }
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Connection::Single(connection) => connection.get_db(),
+            Connection::Cluster(connection) => connection.get_db(),
+        }
+    }
+}
+
+/// How a [`Link`] makes a new connection: the client and the timeouts of one link.
+#[derive(Clone)]
+pub(crate) enum Connector {
+    /// A standalone Redis.
+    Single {
+        /// The client of the URL.
+        client: Client,
+        /// Response and connection timeouts.
+        options: AsyncConnectionConfig,
+    },
+    /// A Redis Cluster; the client carries the timeouts and retries.
+    Cluster(ClusterClient),
+}
+
+impl Connector {
+    /// A new connection.
+    async fn connect(&self) -> RedisResult<Connection> {
+        match self {
+            Connector::Single { client, options } => client
+                .get_multiplexed_async_connection_with_config(options)
+                .await
+                .map(Connection::Single),
+            Connector::Cluster(client) => {
+                client.get_async_connection().await.map(Connection::Cluster)
+            }
+        }
+    }
+
+    /// Whether it connects to a Redis Cluster.
+    pub(crate) fn is_cluster(&self) -> bool {
+        matches!(self, Connector::Cluster(_))
+    }
+}
 
 /// A connection that is re-established on demand after it breaks.
 pub(crate) struct Link {
-    client: Client,
-    options: AsyncConnectionConfig,
+    connector: Connector,
     slot: Mutex<Slot>,
     secrets: Secrets,
     url: String,
@@ -67,25 +151,24 @@ pub(crate) enum Failure {
 
 impl Link {
     pub(crate) fn new(
-        client: Client,
-        response_timeout: Duration,
-        connect_timeout: Duration,
+        connector: Connector,
         secrets: Secrets,
         url: String,
         counters: Arc<Counters>,
     ) -> Self {
-        let options = AsyncConnectionConfig::new()
-            .set_response_timeout(Some(response_timeout))
-            .set_connection_timeout(Some(connect_timeout));
         Link {
-            client,
-            options,
+            connector,
             slot: Mutex::new(Slot::default()),
             secrets,
             url,
             counters,
             down_since: std::sync::Mutex::new(None),
         }
+    }
+
+    /// Whether the link connects to a Redis Cluster.
+    pub(crate) fn is_cluster(&self) -> bool {
+        self.connector.is_cluster()
     }
 
     fn down_since(&self) -> std::sync::MutexGuard<'_, Option<Instant>> {
@@ -128,13 +211,13 @@ impl Link {
             });
         }
         let connection = self
-            .client
-            .get_multiplexed_async_connection_with_config(&self.options)
+            .connector
+            .connect()
             .await
             .map_err(|error| self.connection_error(&error))?;
         if slot.generation > 0 {
             self.counters.reconnections.fetch_add(1, Ordering::Relaxed);
-            tracing::info!(url = %self.url, "reconnected to Redis");
+            tracing::info!(url = %self.url, cluster = self.is_cluster(), "reconnected to Redis");
         }
         slot.generation += 1;
         slot.connection = Some(connection.clone());

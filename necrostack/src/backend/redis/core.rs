@@ -11,6 +11,7 @@ use redis::Value;
 use tokio::time::Instant;
 
 use super::config::{GroupStart, RedisBackendBuilder, RedisConfig};
+use super::connection::cluster::{check_same_slot, Target};
 use super::connection::{Connection, Link};
 use super::counters::Counters;
 use super::dead_letter::{self, EntryProblem, Source};
@@ -88,59 +89,53 @@ impl Core {
         builder.validate()?;
         let config = builder.config;
         let secrets = config.url.secrets();
-        let client = match &config.tls_root_certificate {
-            None => redis::Client::open(config.url.expose()),
-            Some(pem) => redis::Client::build_with_tls(
-                config.url.expose(),
-                redis::TlsCertificates {
-                    client_tls: None,
-                    root_cert: Some(pem.clone()),
-                },
-            ),
+        let target = Target::discover(&config).await?;
+        // A partitioned stream keeps each partition's keys in one slot by construction
+        // (hash tags on the partition stream); the single stream needs the user's tag.
+        if target.is_cluster() && config.partitions.is_none() {
+            check_same_slot(
+                &config.stream,
+                &[
+                    &config.stream_key(),
+                    &config.dead_letter_key(),
+                    &config.scheduled_key(),
+                ],
+            )?;
         }
-        .map_err(|error| {
-            RedisBackendError::Config(format!(
-                "{}: {}",
-                config.url,
-                secrets.scrub(&error.to_string())
-            ))
-        })?;
         let counters = Arc::new(Counters::default());
         let url = config.url.to_string();
-        let link = |response_timeout: Duration| {
-            Link::new(
-                client.clone(),
-                response_timeout,
-                config.connect_timeout,
+        let link = |response_timeout: Duration| -> Result<Link, RedisBackendError> {
+            Ok(Link::new(
+                target.connector(response_timeout, config.connect_timeout)?,
                 secrets.clone(),
                 url.clone(),
                 Arc::clone(&counters),
-            )
+            ))
         };
-        let cmd = Arc::new(link(config.response_timeout));
+        let cmd = Arc::new(link(config.response_timeout)?);
         let read_timeout = config.response_timeout + config.block_time;
         // One core per partition, each with a read link of its own: a blocking read on
         // one partition never delays another (and, on a cluster, each may be on another
         // node). Only the partitions this worker owns ever connect theirs.
-        let lanes: Vec<Arc<Core>> = (0..config.partitions.unwrap_or(0))
+        let lanes = (0..config.partitions.unwrap_or(0))
             .map(|index| {
                 let stream = config.partition_stream_key(index);
                 let keys = PartitionKeys::new(stream, index, &config.group);
-                Arc::new(Core::new(
+                Ok(Arc::new(Core::new(
                     config.clone(),
                     Arc::clone(&cmd),
-                    link(read_timeout),
+                    link(read_timeout)?,
                     Arc::clone(&counters),
                     Some(Lane::new(keys)),
                     None,
-                ))
+                )))
             })
-            .collect();
+            .collect::<Result<Vec<Arc<Core>>, RedisBackendError>>()?;
         let parts = config
             .partitions
             .is_some()
             .then(|| Parts::new(lanes, &config));
-        let read = link(read_timeout);
+        let read = link(read_timeout)?;
         let core = Core::new(config, cmd, read, counters, None, parts);
         core.cmd.get().await?;
         core.check_partition_count().await?;

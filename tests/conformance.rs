@@ -926,28 +926,38 @@ suite!(nats, Nats, two_groups_each_get_everything);
 #[path = "support/redis_cluster.rs"]
 mod cluster_support;
 
-struct RedisOnCluster {
+/// `P` partitions on the cluster (each partition in a slot of its own), or one
+/// hash-tagged stream for `P = 0`.
+struct RedisOnCluster<const P: u32 = 0> {
     cluster: std::sync::Arc<cluster_support::RedisCluster>,
     stream: String,
 }
 
-impl RedisOnCluster {
+impl<const P: u32> RedisOnCluster<P> {
     fn builder(
         &self,
         group: &str,
         consumer: &str,
     ) -> necrostack::backend::redis::RedisBackendBuilder {
-        RedisBackend::builder(self.cluster.url())
+        let builder = RedisBackend::builder(self.cluster.url())
             .stream(self.stream.clone())
             .group(group)
             .consumer(consumer)
             .claim_idle(Duration::from_millis(300))
             .claim_interval(Duration::from_millis(100))
-            .block_time(Duration::from_millis(200))
+            .block_time(Duration::from_millis(200));
+        if P == 0 {
+            builder
+        } else {
+            builder
+                .partitions(P)
+                .partition_lease(Duration::from_millis(900))
+                .partition_key_fn(item_key)
+        }
     }
 }
 
-impl Harness for RedisOnCluster {
+impl<const P: u32> Harness for RedisOnCluster<P> {
     type B = RedisBackend;
 
     async fn new(test: &str) -> Option<Self> {
@@ -958,7 +968,12 @@ impl Harness for RedisOnCluster {
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Some(RedisOnCluster {
             cluster,
-            stream: format!("{{conformance:{test}:{n}}}"),
+            // Partitions tag their keys themselves: a partitioned stream has no braces.
+            stream: if P == 0 {
+                format!("{{conformance:{test}:{n}}}")
+            } else {
+                format!("conformance:{test}:{n}")
+            },
         })
     }
 
@@ -1000,5 +1015,10 @@ impl Harness for RedisOnCluster {
 suite!(
     redis_cluster,
     RedisOnCluster,
+    two_groups_each_get_everything
+);
+suite!(
+    redis_cluster_partitioned,
+    RedisOnCluster<4>,
     two_groups_each_get_everything
 );

@@ -126,28 +126,45 @@ impl Harness for Memory {
     }
 }
 
-struct Redis {
+/// `P` partitions (`.partitions(P)`), or the single stream for `P = 0`.
+struct Redis<const P: u32 = 0> {
     server: redis_server::RedisServer,
     stream: String,
 }
 
-impl Redis {
+/// The partition key of the suite's events (SHIM until events carry one): the producer,
+/// so that one producer's events keep their order on a partitioned stream.
+fn item_key(envelope: &AnyEnvelope) -> Option<u64> {
+    envelope
+        .downcast_ref::<Item>()
+        .map(|item| u64::from(item.producer))
+}
+
+impl<const P: u32> Redis<P> {
     fn builder(
         &self,
         group: &str,
         consumer: &str,
     ) -> necrostack::backend::redis::RedisBackendBuilder {
-        RedisBackend::builder(self.server.url())
+        let builder = RedisBackend::builder(self.server.url())
             .stream(self.stream.clone())
             .group(group)
             .consumer(consumer)
             .claim_idle(Duration::from_millis(300))
             .claim_interval(Duration::from_millis(100))
-            .block_time(Duration::from_millis(200))
+            .block_time(Duration::from_millis(200));
+        if P == 0 {
+            builder
+        } else {
+            builder
+                .partitions(P)
+                .partition_lease(Duration::from_millis(900))
+                .partition_key_fn(item_key)
+        }
     }
 }
 
-impl Harness for Redis {
+impl<const P: u32> Harness for Redis<P> {
     type B = RedisBackend;
 
     async fn new(_test: &str) -> Option<Self> {
@@ -1083,6 +1100,7 @@ macro_rules! suite {
 // does not promise it).
 suite!(in_memory, Memory, keyed_order_across_consumers);
 suite!(redis, Redis, two_groups_each_get_everything);
+suite!(redis_partitioned, Redis<4>, two_groups_each_get_everything);
 suite!(nats, Nats, two_groups_each_get_everything);
 
 // The same suite on a Redis Cluster (three masters, a replica each). One cluster serves
@@ -1092,28 +1110,38 @@ suite!(nats, Nats, two_groups_each_get_everything);
 #[path = "support/redis_cluster.rs"]
 mod cluster_support;
 
-struct RedisOnCluster {
+/// `P` partitions on the cluster (each partition in a slot of its own), or one
+/// hash-tagged stream for `P = 0`.
+struct RedisOnCluster<const P: u32 = 0> {
     cluster: std::sync::Arc<cluster_support::RedisCluster>,
     stream: String,
 }
 
-impl RedisOnCluster {
+impl<const P: u32> RedisOnCluster<P> {
     fn builder(
         &self,
         group: &str,
         consumer: &str,
     ) -> necrostack::backend::redis::RedisBackendBuilder {
-        RedisBackend::builder(self.cluster.url())
+        let builder = RedisBackend::builder(self.cluster.url())
             .stream(self.stream.clone())
             .group(group)
             .consumer(consumer)
             .claim_idle(Duration::from_millis(300))
             .claim_interval(Duration::from_millis(100))
-            .block_time(Duration::from_millis(200))
+            .block_time(Duration::from_millis(200));
+        if P == 0 {
+            builder
+        } else {
+            builder
+                .partitions(P)
+                .partition_lease(Duration::from_millis(900))
+                .partition_key_fn(item_key)
+        }
     }
 }
 
-impl Harness for RedisOnCluster {
+impl<const P: u32> Harness for RedisOnCluster<P> {
     type B = RedisBackend;
 
     async fn new(test: &str) -> Option<Self> {
@@ -1124,7 +1152,12 @@ impl Harness for RedisOnCluster {
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Some(RedisOnCluster {
             cluster,
-            stream: format!("{{conformance:{test}:{n}}}"),
+            // Partitions tag their keys themselves: a partitioned stream has no braces.
+            stream: if P == 0 {
+                format!("{{conformance:{test}:{n}}}")
+            } else {
+                format!("conformance:{test}:{n}")
+            },
         })
     }
 
@@ -1166,5 +1199,10 @@ impl Harness for RedisOnCluster {
 suite!(
     redis_cluster,
     RedisOnCluster,
+    two_groups_each_get_everything
+);
+suite!(
+    redis_cluster_partitioned,
+    RedisOnCluster<4>,
     two_groups_each_get_everything
 );

@@ -1,12 +1,15 @@
 //! Completing a delivery: what the completion writes (emitted events, scheduled events,
 //! dead letters) and the one script call that writes it with the acknowledgement.
 
+use std::sync::Arc;
+
 use super::core::Core;
 use super::counters::Counters;
 use super::dead_letter::{self, Fields, Source};
 use super::fetch::ENVELOPE_FIELD;
 use super::schedule;
-use super::script::{Applied, CompleteArgs, Writes};
+use super::script::{Applied, CompleteArgs, FencedWrites, Writes};
+use super::{lease, outbox, partition};
 use crate::backend::{BackendError, Completion};
 use crate::envelope::AnyEnvelope;
 
@@ -52,6 +55,102 @@ pub(crate) async fn complete(
             Err(error.into())
         }
     }
+}
+
+/// Completes the delivery of `entry_id` of a partition (`lane`), read under lease
+/// `token`: fenced, so nothing is written if the lease changed hands since.
+pub(crate) async fn complete_fenced(
+    lane: &Arc<Core>,
+    entry_id: &str,
+    deliveries: u32,
+    token: u64,
+    completion: Completion,
+) -> Result<(), BackendError> {
+    lane.held().remove(entry_id);
+    let Some(partition) = &lane.lane else {
+        return Err(BackendError::Other("not a partition".into()));
+    };
+    partition.hand_back();
+    lane.check_open()?;
+    let writes = fenced_writes(
+        lane,
+        partition.index(),
+        &lane.source(entry_id, deliveries),
+        completion,
+    );
+    let (n_emitted, n_outbox) = (writes.emitted.len() as u64, writes.outbox.len());
+    let lease = lease::value(&lane.config.consumer, token);
+    let args = CompleteArgs::fenced(
+        &partition.keys,
+        &lane.entry(entry_id),
+        lane.config.max_len,
+        &lease,
+        writes,
+    );
+    match lane.run_complete(&args).await {
+        Ok(Applied::Done) => {
+            Counters::add(&lane.counters.acked, 1);
+            Counters::add(&lane.counters.emitted, n_emitted);
+            if n_outbox > 0 {
+                outbox::kick(lane);
+            }
+            Ok(())
+        }
+        Ok(Applied::Fenced) => {
+            Counters::add(&lane.counters.stale_completions, 1);
+            Counters::add(&lane.counters.fenced, 1);
+            tracing::warn!(
+                entry_id = %entry_id,
+                partition = partition.index(),
+                token,
+                "completion discarded: this worker's lease on the partition ended (another worker owns it now and handles the entry again); nothing was written"
+            );
+            Ok(())
+        }
+        Ok(applied) => {
+            Counters::add(&lane.counters.stale_completions, 1);
+            tracing::warn!(entry_id = %entry_id, ?applied, "completion discarded: the entry is no longer pending for this consumer");
+            Ok(())
+        }
+        Err(error) => {
+            lane.recover_pending();
+            Err(error.into())
+        }
+    }
+}
+
+/// What a completion on partition `own` writes: output for this partition directly,
+/// output for other partitions and dead letters through the outbox.
+fn fenced_writes(
+    core: &Core,
+    own: u32,
+    source: &Source<'_>,
+    completion: Completion,
+) -> FencedWrites {
+    let mut writes = FencedWrites::default();
+    for envelope in &completion.emitted {
+        let dest = partition::partition_for(&core.config, envelope);
+        match storable(core, source, envelope) {
+            Ok(json) if dest == own => writes.emitted.push(json),
+            Ok(json) => writes.outbox.push(outbox::event(dest, json)),
+            Err(fields) => writes.outbox.push(outbox::dead_letter(fields)),
+        }
+    }
+    for event in &completion.scheduled {
+        let dest = partition::partition_for(&core.config, &event.envelope);
+        let due = schedule::score(event.due);
+        match storable(core, source, &event.envelope) {
+            Ok(json) if dest == own => writes.scheduled.push((due, json)),
+            Ok(json) => writes.outbox.push(outbox::scheduled(dest, due, json)),
+            Err(fields) => writes.outbox.push(outbox::dead_letter(fields)),
+        }
+    }
+    for letter in &completion.dead_letters {
+        writes
+            .outbox
+            .push(outbox::dead_letter(dead_letter::for_spine(source, letter)));
+    }
+    writes
 }
 
 /// What a completion writes. An emitted or scheduled event that cannot be stored (too

@@ -47,6 +47,17 @@ pub const DEFAULT_SCHEDULE_INTERVAL: Duration = Duration::from_millis(100);
 /// often enough for a dashboard, and five light commands per period and worker.
 pub const DEFAULT_METRICS_INTERVAL: Duration = Duration::from_secs(5);
 
+/// Default lease of a partition (with [`RedisBackendBuilder::partitions`]): a worker
+/// renews it every third of this, so a live owner survives two lost heartbeats in a row,
+/// while the partitions of a crashed worker wait at most this long for a new owner. Ten
+/// seconds keeps the renewal traffic negligible (one script per owned partition every
+/// 3.3 s) and a failover short next to the time a crashed process takes to restart.
+pub const DEFAULT_PARTITION_LEASE: Duration = Duration::from_secs(10);
+
+/// The shortest partition lease accepted: the heartbeat runs every third of it, and below
+/// this a busy machine would miss renewals and pass partitions back and forth.
+pub const MIN_PARTITION_LEASE: Duration = Duration::from_millis(300);
+
 /// Where a consumer group created by this backend starts reading.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum GroupStart {
@@ -82,6 +93,10 @@ pub struct RedisConfig {
     pub(crate) metrics_interval: Duration,
     pub(crate) group_start: GroupStart,
     pub(crate) tls_root_certificate: Option<Vec<u8>>,
+    pub(crate) partitions: Option<u32>,
+    pub(crate) partition_lease: Duration,
+    /// SHIM until events carry a partition key (`keys` branch): a test hook.
+    pub(crate) key_fn: Option<fn(&crate::envelope::AnyEnvelope) -> Option<u64>>,
 }
 
 impl RedisConfig {
@@ -106,6 +121,32 @@ impl RedisConfig {
     /// The key of the sorted set holding scheduled events (`{stream}:scheduled`).
     pub fn scheduled_key(&self) -> String {
         format!("{}:scheduled", self.stream_key())
+    }
+
+    /// The number of partitions, `None` for the single stream of an unpartitioned
+    /// backend.
+    pub fn partitions(&self) -> Option<u32> {
+        self.partitions
+    }
+
+    /// The lease of a partition (see [`RedisBackendBuilder::partition_lease`]).
+    pub fn partition_lease(&self) -> Duration {
+        self.partition_lease
+    }
+
+    /// The stream key of partition `index` (`{prefix}{stream}:p{index}`), when
+    /// partitioned. Its sibling keys (schedule, outbox, lease, fence) put this key in a
+    /// hash tag, `{<stream key>}:lease`, so that a partition lives in one Redis Cluster
+    /// slot and every script on it touches that slot only.
+    ///
+    /// ```
+    /// use necrostack::RedisBackend;
+    ///
+    /// let builder = RedisBackend::builder("redis://127.0.0.1").stream("orders").partitions(16);
+    /// assert_eq!(builder.config().partition_stream_key(3), "orders:p3");
+    /// ```
+    pub fn partition_stream_key(&self, index: u32) -> String {
+        format!("{}:p{index}", self.stream_key())
     }
 
     /// The consumer group.
@@ -199,6 +240,9 @@ impl RedisBackendBuilder {
                 metrics_interval: DEFAULT_METRICS_INTERVAL,
                 group_start: GroupStart::Beginning,
                 tls_root_certificate: None,
+                partitions: None,
+                partition_lease: DEFAULT_PARTITION_LEASE,
+                key_fn: None,
             },
         }
     }
@@ -332,6 +376,52 @@ impl RedisBackendBuilder {
         self
     }
 
+    /// Splits the stream into `partitions` streams (`{stream}:p0` ...), each read by one
+    /// worker of the group at a time: events with the same partition key are handled in
+    /// enqueue order by one worker at a time across the whole fleet (see the module
+    /// documentation, "Partitions"). Without this call the backend uses the single stream
+    /// exactly as before; with it the partitioned layout is used, also for `1`. `0` is a
+    /// configuration error, and so are stream, prefix or dead-letter names containing `{`
+    /// or `}` (they would break the hash tags that keep a partition in one cluster slot).
+    ///
+    /// ```no_run
+    /// use necrostack::RedisBackend;
+    ///
+    /// # async fn connect() -> Result<(), necrostack::BackendError> {
+    /// let backend = RedisBackend::builder("redis://127.0.0.1:6379")
+    ///     .stream("orders")
+    ///     .partitions(16)
+    ///     .build()
+    ///     .await?;
+    /// assert_eq!(backend.config().partitions(), Some(16));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn partitions(mut self, partitions: u32) -> Self {
+        self.config.partitions = Some(partitions);
+        self
+    }
+
+    /// How long a worker's lease on a partition lasts without renewal (default
+    /// [`DEFAULT_PARTITION_LEASE`], at least [`MIN_PARTITION_LEASE`]). It bounds how long
+    /// the partitions of a crashed or paused worker wait for a new owner; the heartbeat
+    /// renews it every third of this.
+    pub fn partition_lease(mut self, lease: Duration) -> Self {
+        self.config.partition_lease = lease;
+        self
+    }
+
+    /// SHIM, not part of the API: the partition key of an event, until events carry one
+    /// themselves (then this goes away). Used by the partition tests only.
+    #[doc(hidden)]
+    pub fn partition_key_fn(
+        mut self,
+        key: fn(&crate::envelope::AnyEnvelope) -> Option<u64>,
+    ) -> Self {
+        self.config.key_fn = Some(key);
+        self
+    }
+
     /// The settings so far.
     pub fn config(&self) -> &RedisConfig {
         &self.config
@@ -362,12 +452,29 @@ impl RedisBackendBuilder {
         } else if c.metrics_interval.is_zero() {
             Some("metrics_interval must not be zero")
         } else {
-            None
+            partition_problem(c)
         };
         match problem {
             Some(problem) => Err(RedisBackendError::Config(problem.to_owned())),
             None => Ok(()),
         }
+    }
+}
+
+/// What is wrong with the partition settings, if anything.
+fn partition_problem(c: &RedisConfig) -> Option<&'static str> {
+    let partitions = c.partitions?;
+    let braced = |name: &str| name.contains('{') || name.contains('}');
+    if partitions == 0 {
+        Some("partitions must be at least 1")
+    } else if braced(&c.stream) || braced(&c.key_prefix) {
+        Some("with partitions, the stream name and key prefix must not contain '{' or '}' (they would break the hash tags that keep a partition in one cluster slot)")
+    } else if c.dead_letter_stream.as_deref().is_some_and(braced) {
+        Some("with partitions, the dead-letter stream name must not contain '{' or '}'")
+    } else if c.partition_lease < MIN_PARTITION_LEASE {
+        Some("partition_lease must be at least 300 ms")
+    } else {
+        None
     }
 }
 

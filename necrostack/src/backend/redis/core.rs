@@ -16,8 +16,11 @@ use super::connection::{Connection, Link};
 use super::counters::Counters;
 use super::dead_letter::{self, EntryProblem, Source};
 use super::error::RedisBackendError;
+use super::lease::Lane;
+use super::partition::PartitionKeys;
+use super::partitioned::Parts;
 use super::reply::{self, RawEntry};
-use super::script::{Applied, CompleteArgs, Entry, Keys, Scripts, Writes};
+use super::script::{Applied, CompleteArgs, Entry, FencedWrites, Keys, Scripts, Writes};
 use crate::backend::BackendError;
 
 /// How idle an entry handed over on release or close is made to look, so that any
@@ -53,8 +56,8 @@ pub(crate) struct Core {
     pub(crate) dlq: String,
     /// The sorted set of scheduled events.
     pub(crate) scheduled: String,
-    /// Every command except the blocking read.
-    pub(crate) cmd: Link,
+    /// Every command except the blocking read (shared with the partitions' cores).
+    pub(crate) cmd: Arc<Link>,
     /// The blocking `XREADGROUP` only.
     pub(crate) read: Link,
     pub(crate) scripts: Scripts,
@@ -66,6 +69,10 @@ pub(crate) struct Core {
     closed: AtomicBool,
     /// Aborts the running fetch task on close.
     fetch_abort: Mutex<Option<tokio::task::AbortHandle>>,
+    /// On the core of one partition: its keys and this worker's lease on it.
+    pub(crate) lane: Option<Lane>,
+    /// On the main core of a partitioned backend: the partitions.
+    pub(crate) parts: Option<Parts>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -83,7 +90,9 @@ impl Core {
         let config = builder.config;
         let secrets = config.url.secrets();
         let target = Target::discover(&config).await?;
-        if target.is_cluster() {
+        // A partitioned stream keeps each partition's keys in one slot by construction
+        // (hash tags on the partition stream); the single stream needs the user's tag.
+        if target.is_cluster() && config.partitions.is_none() {
             check_same_slot(
                 &config.stream,
                 &[
@@ -95,27 +104,101 @@ impl Core {
         }
         let counters = Arc::new(Counters::default());
         let url = config.url.to_string();
-        let cmd = Link::new(
-            target.connector(config.response_timeout, config.connect_timeout)?,
-            secrets.clone(),
-            url.clone(),
-            Arc::clone(&counters),
-        );
-        // A connection (a cluster connection) of its own, so the blocking read never
-        // delays the other commands.
-        let read = Link::new(
-            target.connector(
-                config.response_timeout + config.block_time,
-                config.connect_timeout,
-            )?,
-            secrets,
-            url,
-            Arc::clone(&counters),
-        );
-        let core = Core {
-            stream: config.stream_key(),
+        let link = |response_timeout: Duration| -> Result<Link, RedisBackendError> {
+            Ok(Link::new(
+                target.connector(response_timeout, config.connect_timeout)?,
+                secrets.clone(),
+                url.clone(),
+                Arc::clone(&counters),
+            ))
+        };
+        let cmd = Arc::new(link(config.response_timeout)?);
+        let read_timeout = config.response_timeout + config.block_time;
+        // One core per partition, each with a read link of its own: a blocking read on
+        // one partition never delays another (and, on a cluster, each may be on another
+        // node). Only the partitions this worker owns ever connect theirs.
+        let lanes = (0..config.partitions.unwrap_or(0))
+            .map(|index| {
+                let stream = config.partition_stream_key(index);
+                let keys = PartitionKeys::new(stream, index, &config.group);
+                Ok(Arc::new(Core::new(
+                    config.clone(),
+                    Arc::clone(&cmd),
+                    link(read_timeout)?,
+                    Arc::clone(&counters),
+                    Some(Lane::new(keys)),
+                    None,
+                )))
+            })
+            .collect::<Result<Vec<Arc<Core>>, RedisBackendError>>()?;
+        let parts = config
+            .partitions
+            .is_some()
+            .then(|| Parts::new(lanes, &config));
+        let read = link(read_timeout)?;
+        let core = Core::new(config, cmd, read, counters, None, parts);
+        core.cmd.get().await?;
+        core.check_partition_count().await?;
+        if role == Role::Consumer {
+            match &core.parts {
+                None => {
+                    core.ensure_group().await?;
+                    core.read.get().await?;
+                }
+                Some(parts) => {
+                    for lane in parts.lanes() {
+                        lane.ensure_group().await?;
+                    }
+                }
+            }
+        }
+        Ok(core)
+    }
+
+    /// Records the number of partitions in Redis the first time (`{stream}:partitions`),
+    /// and refuses a worker or producer configured with another number: events of one
+    /// key would land in different partitions, and their order would be lost.
+    async fn check_partition_count(&self) -> Result<(), RedisBackendError> {
+        let Some(partitions) = self.config.partitions else {
+            return Ok(());
+        };
+        let key = format!("{{{}}}:partitions", self.config.stream_key());
+        self.command("SET", |cmd| {
+            cmd.arg(&key).arg(partitions).arg("NX");
+        })
+        .await?;
+        let stored = self
+            .command("GET", |cmd| {
+                cmd.arg(&key);
+            })
+            .await?;
+        match reply::integer(&stored) {
+            Some(n) if n == i64::from(partitions) => Ok(()),
+            other => Err(RedisBackendError::Config(format!(
+                "the stream {} has {} partitions in Redis ({key}), but this backend is configured with {partitions}; every worker and producer must use the same number",
+                self.config.stream_key(),
+                other.map_or_else(|| "an unreadable number of".to_owned(), |n| n.to_string())
+            ))),
+        }
+    }
+
+    /// A core on `config`'s keys (the partition's, for a lane).
+    fn new(
+        config: RedisConfig,
+        cmd: Arc<Link>,
+        read: Link,
+        counters: Arc<Counters>,
+        lane: Option<Lane>,
+        parts: Option<Parts>,
+    ) -> Core {
+        let (stream, scheduled) = match &lane {
+            Some(lane) => (lane.keys.stream.clone(), lane.keys.scheduled.clone()),
+            None => (config.stream_key(), config.scheduled_key()),
+        };
+        Core {
+            stream,
             dlq: config.dead_letter_key(),
-            scheduled: config.scheduled_key(),
+            scheduled,
             config,
             cmd,
             read,
@@ -129,13 +212,9 @@ impl Core {
             }),
             closed: AtomicBool::new(false),
             fetch_abort: Mutex::new(None),
-        };
-        core.cmd.get().await?;
-        if role == Role::Consumer {
-            core.ensure_group().await?;
-            core.read.get().await?;
+            lane,
+            parts,
         }
-        Ok(core)
     }
 
     pub(crate) fn is_closed(&self) -> bool {
@@ -273,24 +352,47 @@ impl Core {
 
     /// Moves an entry the spine will never see to the dead-letter stream and acks it.
     pub(crate) async fn dead_letter_entry(
-        &self,
+        self: &Arc<Self>,
         entry_id: &str,
         original: &[(Vec<u8>, Vec<u8>)],
         deliveries: u32,
         problem: EntryProblem,
     ) -> Result<(), RedisBackendError> {
         let fields = dead_letter::for_entry(&self.source(entry_id, deliveries), &problem, original);
-        let writes = Writes {
-            dead_letters: vec![fields],
-            ..Writes::default()
+        let args = match &self.lane {
+            None => {
+                let writes = Writes {
+                    dead_letters: vec![fields],
+                    ..Writes::default()
+                };
+                CompleteArgs::new(
+                    &self.keys(),
+                    &self.entry(entry_id),
+                    self.config.max_len,
+                    writes,
+                )
+            }
+            Some(lane) => {
+                let writes = FencedWrites {
+                    outbox: vec![super::outbox::dead_letter(fields)],
+                    ..FencedWrites::default()
+                };
+                let Some(lease) = lane.lease_value(&self.config.consumer) else {
+                    return Ok(());
+                };
+                CompleteArgs::fenced(
+                    &lane.keys,
+                    &self.entry(entry_id),
+                    self.config.max_len,
+                    &lease,
+                    writes,
+                )
+            }
         };
-        let args = CompleteArgs::new(
-            &self.keys(),
-            &self.entry(entry_id),
-            self.config.max_len,
-            writes,
-        );
         let applied = self.run_complete(&args).await?;
+        if applied == Applied::Done && self.lane.is_some() {
+            super::outbox::kick(self);
+        }
         if applied == Applied::Done {
             Counters::add(&self.counters.dead_lettered, 1);
             Counters::add(&self.counters.acked, 1);
@@ -421,10 +523,6 @@ impl Core {
         block: Option<Duration>,
         from: &str,
     ) -> Result<Vec<RawEntry>, RedisBackendError> {
-        let conn = self.read.get().await.inspect_err(|_| {
-            self.read.mark_down();
-            self.recover_pending();
-        })?;
         let mut cmd = redis::cmd("XREADGROUP");
         cmd.arg("GROUP")
             .arg(&self.config.group)
@@ -436,6 +534,42 @@ impl Core {
             cmd.arg("BLOCK").arg((block.as_millis() as u64).max(1));
         }
         cmd.arg("STREAMS").arg(&self.stream).arg(from);
+        let value = self.on_read_link("XREADGROUP", &cmd).await?;
+        reply::read_group(&value).map_err(|detail| RedisBackendError::Protocol {
+            command: "XREADGROUP",
+            detail,
+        })
+    }
+
+    /// Waits up to `block` for an entry after `after` with a plain `XREAD` (which changes
+    /// nothing in the group) on the read link.
+    pub(crate) async fn wait_for_entries(
+        &self,
+        after: &str,
+        block: Duration,
+    ) -> Result<(), RedisBackendError> {
+        let mut cmd = redis::cmd("XREAD");
+        cmd.arg("COUNT")
+            .arg(1)
+            .arg("BLOCK")
+            .arg((block.as_millis() as u64).max(1))
+            .arg("STREAMS")
+            .arg(&self.stream)
+            .arg(after);
+        self.on_read_link("XREAD", &cmd).await.map(drop)
+    }
+
+    /// Runs a read on the read link; a broken connection makes the next fetch re-read
+    /// this consumer's pending entries first.
+    async fn on_read_link(
+        &self,
+        name: &'static str,
+        cmd: &redis::Cmd,
+    ) -> Result<Value, RedisBackendError> {
+        let conn = self.read.get().await.inspect_err(|_| {
+            self.read.mark_down();
+            self.recover_pending();
+        })?;
         let mut connection = conn.connection.clone();
         let reply = cmd.query_async::<Value>(&mut connection).await;
         match &reply {
@@ -443,16 +577,13 @@ impl Core {
             _ => self.read.mark_up(),
         }
         match reply {
-            Ok(value) => reply::read_group(&value).map_err(|detail| RedisBackendError::Protocol {
-                command: "XREADGROUP",
-                detail,
-            }),
+            Ok(value) => Ok(value),
             Err(error) if super::error::is_connection_error(&error) => {
                 self.read.invalidate(&conn).await;
                 self.recover_pending();
                 Err(self.read.connection_error(&error))
             }
-            Err(error) => Err(self.read.command_error("XREADGROUP", &error)),
+            Err(error) => Err(self.read.command_error(name, &error)),
         }
     }
 

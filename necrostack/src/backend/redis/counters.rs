@@ -16,6 +16,9 @@ pub(crate) struct Counters {
     pub(crate) released: AtomicU64,
     pub(crate) stale_completions: AtomicU64,
     pub(crate) trimmed: AtomicU64,
+    pub(crate) fenced: AtomicU64,
+    pub(crate) takeovers: AtomicU64,
+    pub(crate) forwarded: AtomicU64,
 }
 
 impl Counters {
@@ -37,6 +40,9 @@ impl Counters {
             released: get(&self.released),
             stale_completions: get(&self.stale_completions),
             trimmed: get(&self.trimmed),
+            fenced_completions: get(&self.fenced),
+            partition_takeovers: get(&self.takeovers),
+            forwarded: get(&self.forwarded),
         }
     }
 }
@@ -70,4 +76,11 @@ pub struct RedisMetrics {
     pub stale_completions: u64,
     /// Pending entries found deleted from the stream (trimmed) before they were handled.
     pub trimmed: u64,
+    /// Completions on a partition refused by the fencing check: this worker's lease had
+    /// ended (counted in `stale_completions` too). Partitioned streams only.
+    pub fenced_completions: u64,
+    /// Partitions this worker took the lease of (each taking over what was pending).
+    pub partition_takeovers: u64,
+    /// Outbox entries forwarded to another partition or to the dead-letter stream.
+    pub forwarded: u64,
 }

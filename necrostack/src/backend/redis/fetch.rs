@@ -2,7 +2,7 @@
 //! task): first its own pending entries (left by an earlier
 //! run under the same name, or by a failed completion), then entries of dead consumers
 //! (`XAUTOCLAIM`, at most every `claim_interval`), then new entries (blocking
-//! `XREADGROUP`). Every entry is checked before the spine sees it: too many deliveries,
+//! `XREADGROUP`; on a partition, a fenced read, see [`read_new_fenced`]). Every entry is checked before the spine sees it: too many deliveries,
 //! wrong fields, oversize or undecodable entries go to the dead-letter stream.
 
 use std::sync::Arc;
@@ -15,7 +15,7 @@ use super::counters::Counters;
 use super::dead_letter::EntryProblem;
 use super::error::RedisBackendError;
 use super::receipt::RedisReceipt;
-use super::reply::RawEntry;
+use super::reply::{self, RawEntry};
 use crate::backend::Delivery;
 use crate::envelope::AnyEnvelope;
 
@@ -62,6 +62,13 @@ pub(crate) async fn fetch(
         }
     }
 
+    // A partition: no `XAUTOCLAIM` (its owner took over every pending entry when it took
+    // the lease), and new entries only while the lease is ours.
+    if core.lane.is_some() {
+        let entries = read_new_fenced(&core, max, block).await?;
+        return admit(&core, entries, Origin::New).await;
+    }
+
     // 2. Entries of consumers that stopped acknowledging.
     let claim = {
         let scan = core.scan();
@@ -99,6 +106,84 @@ pub(crate) async fn fetch(
     // 3. New entries.
     let entries = core.read_group(max, block, ">").await?;
     admit(&core, entries, Origin::New).await
+}
+
+/// New entries of a partition, read only while this worker's lease on it is the one it
+/// holds (a script checks it atomically with the `XREADGROUP`); when there are none, waits
+/// up to `block` with a plain `XREAD` and reads once more.
+async fn read_new_fenced(
+    core: &Core,
+    max: usize,
+    block: Option<Duration>,
+) -> Result<Vec<RawEntry>, RedisBackendError> {
+    let Some(lane) = &core.lane else {
+        return Ok(Vec::new());
+    };
+    let Some(token) = lane.token() else {
+        return Ok(Vec::new());
+    };
+    let lease = super::lease::value(&core.config.consumer, token);
+    let mut waited = false;
+    loop {
+        let value = core
+            .cmd
+            .retrying(
+                "EVALSHA (fenced read)",
+                core.config.reconnect_timeout,
+                true,
+                |mut conn| {
+                    let lease = &lease;
+                    async move {
+                        let mut invocation = core.scripts.fenced_read.prepare_invoke();
+                        invocation
+                            .key(&lane.keys.stream)
+                            .key(&lane.keys.lease)
+                            .arg(&core.config.group)
+                            .arg(&core.config.consumer)
+                            .arg(lease)
+                            .arg(max);
+                        invocation
+                            .invoke_async::<redis::Value>(&mut conn)
+                            .await
+                            .map_err(|error| core.cmd.classify("EVALSHA (fenced read)", error))
+                    }
+                },
+            )
+            .await?;
+        let parts = reply::items(&value).unwrap_or_default();
+        match parts.first().and_then(|v| reply::integer(v)) {
+            Some(1) => {
+                let entries = parts
+                    .get(1)
+                    .map_or_else(|| Ok(Vec::new()), |v| reply::entries(v));
+                return entries.map_err(|detail| RedisBackendError::Protocol {
+                    command: "EVALSHA (fenced read)",
+                    detail,
+                });
+            }
+            Some(2) => {
+                let (Some(block), false) = (block, waited) else {
+                    return Ok(Vec::new());
+                };
+                let after = parts
+                    .get(1)
+                    .and_then(|v| reply::text(v))
+                    .unwrap_or_default();
+                core.wait_for_entries(&after, block).await?;
+                waited = true;
+            }
+            _ => {
+                // The lease is not ours any more: stop reading this partition.
+                if lane.drop_token(token) {
+                    tracing::info!(
+                        partition = lane.index(),
+                        "partition lease lost: stopped reading it"
+                    );
+                }
+                return Ok(Vec::new());
+            }
+        }
+    }
 }
 
 /// Turns raw entries into deliveries, dead-lettering the ones the spine must not see.
@@ -172,9 +257,17 @@ async fn check_each(
                 if attempt > 1 {
                     Counters::add(&core.counters.retried, 1);
                 }
+                let mut receipt = RedisReceipt::new(id, attempt, Arc::downgrade(core));
+                if let Some(lane) = &core.lane {
+                    let Some(token) = lane.token() else {
+                        // Lost the partition meanwhile: the new owner delivers it.
+                        continue;
+                    };
+                    receipt = receipt.fenced(lane.index(), token);
+                }
                 out.push(Delivery {
                     envelope,
-                    receipt: RedisReceipt::new(id, attempt, Arc::downgrade(core)),
+                    receipt,
                     attempt,
                 });
             }

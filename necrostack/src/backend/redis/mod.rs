@@ -35,7 +35,27 @@
 //!   paged dead-letter listing, replay (one Lua script per entry), purge, and
 //!   [`stats`](RedisAdmin::stats); the `necrostack` command-line tool is built on it.
 //!
-//! See the crate README ("Running on Redis") for the guarantees in plain words.
+//! # Partitions
+//!
+//! With [`RedisBackendBuilder::partitions`] the events live in `n` streams
+//! (`{stream}:p0` ...), each owned by one worker of the group at a time, so that events
+//! with one partition key are handled in order across the whole fleet:
+//!
+//! * ownership: members heartbeat into a sorted set (server clock), every worker computes
+//!   the same owner per partition by rendezvous hashing, and the owner holds a lease with
+//!   a fencing token (`ownership`, `lease`);
+//! * reading: one reader per owned partition on a connection of its own; a new owner
+//!   takes over everything pending on the partition and delivers it in stream order
+//!   before anything new; new entries are read only while the lease is the reader's
+//!   (`partitioned`, `fetch`);
+//! * completing: one script on the partition's slot checks the lease (fencing), writes
+//!   the output for the partition itself and appends the rest to the partition's outbox,
+//!   and acknowledges; a forwarder moves outbox entries to their destination exactly
+//!   once, in order (`outbox`). **Each completed handling's output appears exactly
+//!   once**, and a worker that lost its lease writes nothing.
+//!
+//! See the crate README ("Running on Redis", "Partitions and Redis Cluster") for the
+//! guarantees in plain words.
 
 mod admin;
 mod complete;
@@ -51,6 +71,11 @@ mod fetch;
 mod gauges;
 mod health;
 mod heartbeat;
+mod lease;
+mod outbox;
+mod ownership;
+mod partition;
+mod partitioned;
 mod periodic;
 mod producer;
 mod reader;
@@ -69,14 +94,15 @@ pub use self::admin::{AdminError, DeadLetterPage, DeadLetterQuery, PurgeOutcome,
 pub use self::config::{
     GroupStart, RedisBackendBuilder, RedisConfig, DEFAULT_BLOCK_TIME, DEFAULT_CLAIM_IDLE,
     DEFAULT_CLAIM_INTERVAL, DEFAULT_CONNECT_TIMEOUT, DEFAULT_GROUP, DEFAULT_MAX_DELIVERIES,
-    DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_METRICS_INTERVAL, DEFAULT_RECONNECT_TIMEOUT,
-    DEFAULT_RESPONSE_TIMEOUT, DEFAULT_SCHEDULE_INTERVAL, DEFAULT_STREAM,
+    DEFAULT_MAX_PAYLOAD_BYTES, DEFAULT_METRICS_INTERVAL, DEFAULT_PARTITION_LEASE,
+    DEFAULT_RECONNECT_TIMEOUT, DEFAULT_RESPONSE_TIMEOUT, DEFAULT_SCHEDULE_INTERVAL, DEFAULT_STREAM,
+    MIN_PARTITION_LEASE,
 };
 pub use self::counters::RedisMetrics;
 pub use self::dead_letter::{RedisDeadLetter, ORIGINAL_FIELD_PREFIX};
 pub use self::error::RedisBackendError;
 pub use self::fetch::{ENVELOPE_FIELD, REPLAYED_FROM_FIELD};
-pub use self::health::RedisHealth;
+pub use self::health::{PartitionHealth, RedisHealth};
 pub use self::producer::RedisProducer;
 pub use self::receipt::RedisReceipt;
 pub use self::replay::{ReplayOptions, ReplayOutcome};
@@ -180,13 +206,20 @@ impl RedisBackend {
 
     /// Entries delivered to this group and not yet acknowledged (all consumers).
     pub async fn pending_count(&self) -> Result<u64, BackendError> {
-        let value = self
-            .core
-            .command("XPENDING", |c| {
-                c.arg(&self.core.stream).arg(&self.core.config.group);
-            })
-            .await?;
-        Ok(reply::pending_total(&value).unwrap_or(0))
+        let streams: Vec<&Arc<Core>> = match &self.core.parts {
+            None => vec![&self.core],
+            Some(parts) => parts.lanes().iter().collect(),
+        };
+        let mut total = 0;
+        for core in streams {
+            let value = core
+                .command("XPENDING", |c| {
+                    c.arg(&core.stream).arg(&core.config.group);
+                })
+                .await?;
+            total += reply::pending_total(&value).unwrap_or(0);
+        }
+        Ok(total)
     }
 
     fn check_open(&self) -> Result<(), BackendError> {
@@ -208,6 +241,16 @@ impl Backend for RedisBackend {
         timeout: Duration,
     ) -> Result<Batch<Delivery<RedisReceipt>>, BackendError> {
         self.check_open()?;
+        if let Some(parts) = &self.core.parts {
+            if parts.join() {
+                // The periodic heartbeat first (so that a pull dropped during the inline
+                // beat leaves it running), then the first beat right here, so that this
+                // pull already reads the partitions it is given.
+                ownership::spawn(&self.core);
+                ownership::beat(Arc::clone(&self.core)).await;
+            }
+            return parts.pull(&self.core, max, timeout).await;
+        }
         let mut reader = self.reader.lock().await;
         reader.pull(&self.core, max, timeout).await
     }
@@ -217,8 +260,21 @@ impl Backend for RedisBackend {
         receipt: RedisReceipt,
         completion: Completion,
     ) -> Result<(), BackendError> {
+        let fence = receipt.fence();
         let (entry_id, deliveries) = receipt.into_parts();
-        complete::complete(&self.core, &entry_id, deliveries, completion).await
+        match (fence, &self.core.parts) {
+            (Some((index, token)), Some(parts)) => {
+                self.check_open()?;
+                let Some(lane) = parts.lanes().get(index as usize) else {
+                    return Err(BackendError::Other(
+                        format!("a receipt of partition {index}, which this backend does not have")
+                            .into(),
+                    ));
+                };
+                complete::complete_fenced(lane, &entry_id, deliveries, token, completion).await
+            }
+            _ => complete::complete(&self.core, &entry_id, deliveries, completion).await,
+        }
     }
 
     async fn schedule(&self, events: Vec<Scheduled>) -> Result<(), BackendError> {
@@ -232,6 +288,14 @@ impl Backend for RedisBackend {
     }
 
     async fn release(&self, deliveries: Vec<Delivery<RedisReceipt>>) -> Result<(), BackendError> {
+        if let Some(parts) = &self.core.parts {
+            // Back to the front of their partitions' queues: delivered again first, in
+            // order, by this worker (the owner).
+            self.check_open()?;
+            let count = parts.release(deliveries);
+            Counters::add(&self.core.counters.released, count as u64);
+            return Ok(());
+        }
         let ids: Vec<String> = deliveries
             .into_iter()
             .map(|d| d.receipt.into_entry_id())
@@ -251,6 +315,11 @@ impl Backend for RedisBackend {
 
     async fn release_held(&self) -> Result<(), BackendError> {
         self.check_open()?;
+        if self.core.parts.is_some() {
+            // Only this worker may read its partitions: what it read ahead stays queued,
+            // in order, for its next run (or for the next owner, after `close`).
+            return Ok(());
+        }
         {
             // Nothing of the spine's is in flight: stop the read ahead and drop what it
             // fetched (their receipts give them up), then hand over everything still
@@ -273,6 +342,17 @@ impl Backend for RedisBackend {
     async fn close(&self) -> Result<(), BackendError> {
         if !self.core.close() {
             return Ok(());
+        }
+        if let Some(parts) = &self.core.parts {
+            parts.wake();
+            let result = ownership::leave(&self.core).await;
+            for lane in parts.lanes() {
+                lane.close();
+                lane.held().clear();
+                lane.read.disconnect().await;
+            }
+            self.core.cmd.disconnect().await;
+            return result.map_err(Into::into);
         }
         // Everything still pending for this consumer (buffered, in flight or left by a
         // read cut short) goes to whichever consumer claims next.
@@ -299,8 +379,12 @@ impl RedisBackendBuilder {
     pub async fn build(self) -> Result<RedisBackend, BackendError> {
         let core = Arc::new(Core::connect(self, core::Role::Consumer).await?);
         tracing::info!(config = %core.config, "Redis backend ready");
-        heartbeat::spawn(&core);
-        schedule::spawn_mover(&core);
+        // Partitions have no idle-time heartbeat (nobody `XAUTOCLAIM`s them); their
+        // ownership heartbeat starts with the first `pull`.
+        if core.parts.is_none() {
+            heartbeat::spawn(&core);
+            schedule::spawn_mover(&core);
+        }
         #[cfg(feature = "metrics")]
         gauges::spawn(&core);
         Ok(RedisBackend {

@@ -12,7 +12,7 @@ use super::core::{Core, Role};
 use super::counters::Counters;
 use super::error::RedisBackendError;
 use super::fetch::ENVELOPE_FIELD;
-use super::{enqueue, schedule};
+use super::{enqueue, partition, schedule};
 use crate::backend::{BackendError, Scheduled};
 use crate::envelope::{AnyEnvelope, Envelope};
 use crate::event::Event;
@@ -135,7 +135,25 @@ pub(crate) async fn enqueue(core: &Core, events: Vec<AnyEnvelope>) -> Result<(),
         check_size(core, envelope.id(), &json)?;
         encoded.push(json);
     }
-    enqueue::store(core, &encoded, first.id()).await?;
+    match &core.parts {
+        None => enqueue::store(core, &encoded, first.id()).await?,
+        Some(parts) => {
+            // One MULTI/EXEC per partition (one slot each): atomic per partition.
+            let lanes = parts.lanes();
+            let mut per_lane: Vec<(Vec<Vec<u8>>, Option<Uuid>)> =
+                (0..lanes.len()).map(|_| (Vec::new(), None)).collect();
+            for (envelope, json) in events.iter().zip(encoded) {
+                let slot = &mut per_lane[partition::partition_for(&core.config, envelope) as usize];
+                slot.1.get_or_insert(envelope.id());
+                slot.0.push(json);
+            }
+            for (lane, (batch, first_id)) in lanes.iter().zip(per_lane) {
+                if let Some(first_id) = first_id {
+                    enqueue::store(lane, &batch, first_id).await?;
+                }
+            }
+        }
+    }
     Counters::add(&core.counters.enqueued, events.len() as u64);
     Ok(())
 }
@@ -146,6 +164,19 @@ pub(crate) async fn schedule(core: &Core, events: Vec<Scheduled>) -> Result<(), 
     for ((_, json), event) in encoded.iter().zip(&events) {
         check_size(core, event.envelope.id(), json)?;
     }
-    schedule::add(core, &encoded).await?;
+    match &core.parts {
+        None => schedule::add(core, &encoded).await?,
+        Some(parts) => {
+            let lanes = parts.lanes();
+            let mut per_lane: Vec<Vec<(i64, Vec<u8>)>> = vec![Vec::new(); lanes.len()];
+            for (item, event) in encoded.into_iter().zip(&events) {
+                per_lane[partition::partition_for(&core.config, &event.envelope) as usize]
+                    .push(item);
+            }
+            for (lane, batch) in lanes.iter().zip(per_lane) {
+                schedule::add(lane, &batch).await?;
+            }
+        }
+    }
     Ok(())
 }

@@ -24,6 +24,10 @@ pub struct RedisReceipt {
     deliveries: u32,
     /// Set while the receipt is armed: dropping it then gives the entry up.
     core: Weak<Core>,
+    /// On a partition: its index and the fencing token the entry was read under.
+    fence: Option<(u32, u64)>,
+    /// Whether `pull` handed it to the caller (partitions count those in flight).
+    handed: bool,
 }
 
 impl RedisReceipt {
@@ -32,7 +36,30 @@ impl RedisReceipt {
             entry_id,
             deliveries,
             core,
+            fence: None,
+            handed: false,
         }
+    }
+
+    /// Marks the delivery as handed to the caller of `pull`.
+    pub(crate) fn set_handed(&mut self, handed: bool) {
+        self.handed = handed;
+    }
+
+    /// The receipt of an entry of partition `partition` read under lease `token`.
+    pub(crate) fn fenced(mut self, partition: u32, token: u64) -> Self {
+        self.fence = Some((partition, token));
+        self
+    }
+
+    /// The partition of the entry (partitioned streams only).
+    pub fn partition(&self) -> Option<u32> {
+        self.fence.map(|(partition, _)| partition)
+    }
+
+    /// The partition and fencing token the entry was read under.
+    pub(crate) fn fence(&self) -> Option<(u32, u64)> {
+        self.fence
     }
 
     /// How many times the entry had been delivered when it was read (this delivery
@@ -62,6 +89,11 @@ impl RedisReceipt {
 impl Drop for RedisReceipt {
     fn drop(&mut self) {
         if let Some(core) = self.core.upgrade() {
+            if self.handed {
+                if let Some(lane) = &core.lane {
+                    lane.hand_back();
+                }
+            }
             if core.held().remove(&self.entry_id) {
                 core.recover_pending();
                 tracing::debug!(entry_id = %self.entry_id, "a delivery was dropped unhandled; it will be delivered again");

@@ -308,6 +308,19 @@ impl RedisAdmin {
         static SCRIPT: OnceLock<Script> = OnceLock::new();
         let script = SCRIPT.get_or_init(|| Script::new(REPLAY));
         let max_len = core.config.max_len.unwrap_or(0);
+        // On a partitioned stream the event goes back to its partition. (The script then
+        // spans two slots: fine on a single Redis; on Redis Cluster a replay of a
+        // partitioned stream is refused by the cluster with CROSSSLOT.)
+        let target = match &core.parts {
+            None => core.stream.clone(),
+            Some(_) => match AnyEnvelope::from_json(&prepared.replay) {
+                Ok(envelope) => core
+                    .config
+                    .partition_stream_key(super::partition::partition_for(&core.config, &envelope)),
+                Err(_) => core.stream.clone(),
+            },
+        };
+        let target = &target;
         let value = core
             .cmd
             .retrying(
@@ -317,7 +330,7 @@ impl RedisAdmin {
                 |mut conn| async move {
                     script
                         .key(&core.dlq)
-                        .key(&core.stream)
+                        .key(target)
                         .arg(id)
                         .arg(&prepared.field)
                         .arg(prepared.stored.as_slice())

@@ -176,6 +176,23 @@ pub(crate) fn group_info(value: &Value, group: &str) -> Option<(u64, u64, Option
     None
 }
 
+/// The `last-delivered-id` of our group in an `XINFO GROUPS` reply.
+pub(crate) fn last_delivered(value: &Value, group: &str) -> Option<String> {
+    for info in items(value)? {
+        let flat = items(info)?;
+        let mut fields: HashMap<String, &Value> = HashMap::new();
+        for pair in flat.chunks(2) {
+            if let (Some(k), Some(v)) = (pair.first().and_then(|k| text(k)), pair.get(1)) {
+                fields.insert(k, v);
+            }
+        }
+        if fields.get("name").and_then(|v| text(v)).as_deref() == Some(group) {
+            return fields.get("last-delivered-id").and_then(|v| text(v));
+        }
+    }
+    None
+}
+
 /// The total of an `XPENDING key group` summary reply.
 pub(crate) fn pending_total(value: &Value) -> Option<u64> {
     items(value)?

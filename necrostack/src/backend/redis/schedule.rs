@@ -48,8 +48,22 @@ pub(crate) async fn add(core: &Core, events: &[(i64, Vec<u8>)]) -> Result<(), Re
     .map(drop)
 }
 
-/// When the earliest scheduled event is due.
+/// When the earliest scheduled event is due (of any partition, when partitioned).
 pub(crate) async fn next_due(core: &Core) -> Result<Option<DateTime<Utc>>, RedisBackendError> {
+    let Some(parts) = &core.parts else {
+        return next_due_of(core).await;
+    };
+    let mut earliest = None;
+    for lane in parts.lanes() {
+        if let Some(due) = next_due_of(lane).await? {
+            earliest = Some(earliest.map_or(due, |e: DateTime<Utc>| e.min(due)));
+        }
+    }
+    Ok(earliest)
+}
+
+/// When the earliest event of `core`'s own scheduled set is due.
+async fn next_due_of(core: &Core) -> Result<Option<DateTime<Utc>>, RedisBackendError> {
     let value = core
         .command("ZRANGE", |cmd| {
             cmd.arg(&core.scheduled).arg(0).arg(0).arg("WITHSCORES");
@@ -90,7 +104,7 @@ pub(crate) fn spawn_mover(core: &Arc<Core>) {
 }
 
 /// Moves what is due, a batch at a time.
-async fn move_due(core: Arc<Core>) {
+pub(crate) async fn move_due(core: Arc<Core>) {
     loop {
         match run_move(&core).await {
             Ok(moved) if moved >= MOVE_BATCH as i64 => continue,

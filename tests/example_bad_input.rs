@@ -685,3 +685,48 @@ fn an_endless_device_as_file_is_refused() {
         );
     }
 }
+
+#[test]
+fn orderbook_workers_and_partitions_are_checked_before_anything_runs() {
+    let redis = ["--redis", "redis://127.0.0.1:1"]; // never reached: clap refuses first
+    let cases: [(&[&str], &str); 6] = [
+        (&["--workers", "2"], "--redis <URL>"),
+        (&["--partitions", "4"], "--redis <URL>"),
+        (
+            &[redis[0], redis[1], "--workers", "0"],
+            "invalid value '0' for '--workers <N>': 0 is not in 1..=64",
+        ),
+        (
+            &[redis[0], redis[1], "--workers", "65"],
+            "invalid value '65' for '--workers <N>': 65 is not in 1..=64",
+        ),
+        (
+            &[redis[0], redis[1], "--partitions", "0"],
+            "invalid value '0' for '--partitions <P>': 0 is not in 1..=1024",
+        ),
+        (
+            &[redis[0], redis[1], "--workers", "2"],
+            "--workers above 1 needs --partitions P",
+        ),
+    ];
+    for (args, message) in cases {
+        fails_with(&run_example("trading_orderbook", args), 2, message);
+    }
+    fails_with(
+        &run_example(
+            "trading_orderbook",
+            &["--nats", "nats://127.0.0.1:1", "--workers", "2"],
+        ),
+        2,
+        "--redis <URL>",
+    );
+    let help = run_example("trading_orderbook", &["--help"]);
+    let help = String::from_utf8_lossy(&help.stdout);
+    for flag in ["--workers <N>", "--partitions <P>"] {
+        let line = help.lines().find(|l| l.contains(flag));
+        assert!(
+            line.is_some_and(|l| l.contains("needs --redis")),
+            "{flag} says it needs --redis: {help}"
+        );
+    }
+}

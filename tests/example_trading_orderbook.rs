@@ -5,6 +5,8 @@
 mod examples;
 #[path = "support/nats_server.rs"]
 mod nats_server;
+#[path = "support/redis_cluster.rs"]
+mod redis_cluster;
 #[path = "support/redis_server.rs"]
 mod redis_server;
 
@@ -358,4 +360,102 @@ fn nats_run_gives_the_same_json_as_in_memory() {
         Some(2),
         "--nats and --redis exclude each other"
     );
+}
+
+/// The arguments of a `--stress` run of 2 000 orders, with retried settlements.
+const STRESS: [&str; 5] = [
+    "--stress",
+    "--orders",
+    "2000",
+    "--settlement-failure-rate",
+    "0.2",
+];
+
+/// Three workers on eight partitions at `url` give the in-memory `--json` result, on the
+/// sample and on 2 000 generated orders; `keys` lists the keys at `url` afterwards, which
+/// must be none (every partition's keys deleted).
+fn fleet_equals_in_memory(url: &str, keys: impl Fn() -> Vec<String>) {
+    let fleet = ["--redis", url, "--workers", "3", "--partitions", "8"];
+    let path = data_file("orderbook_sample.json");
+    let mut sample = vec!["--file", path.as_str(), "--settlement-failure-rate", "0.2"];
+    sample.extend(fleet);
+    assert_eq!(json_run(&sample), sample_expectation());
+
+    let in_memory = json_run(&STRESS);
+    let trades = in_memory["trades"].as_array().map_or(0, Vec::len);
+    assert!(trades > 500, "a stress run trades a lot: {trades}");
+    let mut stress = STRESS.to_vec();
+    stress.extend(fleet);
+    let on_redis = json_run(&stress);
+    // Compared whole; on a difference, say where first, not 2 000 orders' worth of JSON.
+    for (symbol, book) in in_memory["books"].as_object().expect("books") {
+        assert_eq!(&on_redis["books"][symbol], book, "the book of {symbol}");
+    }
+    assert_eq!(on_redis["rejected"], in_memory["rejected"]);
+    assert!(on_redis == in_memory, "the trades differ");
+    // A replica may show a deleted key a moment longer: look for up to 5 s.
+    let mut left = keys();
+    for _ in 0..50 {
+        if left.is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        left = keys();
+    }
+    assert_eq!(left, Vec::<String>::new(), "every key of the run deleted");
+}
+
+#[test]
+fn partitioned_workers_on_redis_give_the_in_memory_json() {
+    let Some(server) = redis_server::RedisServer::start() else {
+        return; // skipped, with a message (or a failure under NECROSTACK_REQUIRE_REDIS=1)
+    };
+    fleet_equals_in_memory(&server.url(), || {
+        server
+            .cli(&["--raw", "KEYS", "*"])
+            .lines()
+            .filter(|k| !k.is_empty())
+            .map(str::to_owned)
+            .collect()
+    });
+
+    // With --keep the partitions are there to see: eight streams, one per partition.
+    let path = data_file("orderbook_sample.json");
+    let url = server.url();
+    let args = [
+        "--file",
+        &path,
+        "--redis",
+        &url,
+        "--workers",
+        "2",
+        "--partitions",
+        "8",
+        "--keep",
+    ];
+    stdout_of_success(&run_example("trading_orderbook", &args));
+    let mut streams: Vec<String> = server
+        .cli(&["--raw", "KEYS", "trading_orderbook:*:p*"])
+        .lines()
+        .filter(|k| !k.is_empty())
+        .map(|k| k.rsplit(':').next().unwrap_or_default().to_owned())
+        .collect();
+    streams.sort();
+    assert_eq!(streams, ["p0", "p1", "p2", "p3", "p4", "p5", "p6", "p7"]);
+}
+
+#[test]
+fn partitioned_workers_on_a_redis_cluster_give_the_in_memory_json() {
+    let Some(cluster) = redis_cluster::shared() else {
+        return; // skipped, with a message (or a failure under NECROSTACK_REQUIRE_REDIS=1)
+    };
+    fleet_equals_in_memory(&cluster.url(), || {
+        cluster
+            .on_every_node(&["--raw", "KEYS", "*trading_orderbook:*"])
+            .iter()
+            .flat_map(|keys| keys.lines())
+            .filter(|k| !k.is_empty())
+            .map(str::to_owned)
+            .collect()
+    });
 }

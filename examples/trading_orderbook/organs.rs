@@ -26,6 +26,13 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// A symbol as the exchange spells it: trimmed and upper-cased. Also the partition key
+/// of every event about it, so that one symbol's events are handled in order by one
+/// worker at a time (see `main`).
+pub fn normalised_symbol(symbol: &str) -> String {
+    symbol.trim().to_uppercase()
+}
+
 /// Checks every rule and returns the typed order, or all the reasons it is invalid.
 pub fn validate(order: &OrderSubmitted) -> Result<OrderValidated, Vec<String>> {
     let mut reasons = Vec::new();
@@ -33,7 +40,7 @@ pub fn validate(order: &OrderSubmitted) -> Result<OrderValidated, Vec<String>> {
     if trader_id.is_empty() {
         reasons.push("trader_id is empty".to_owned());
     }
-    let symbol = order.symbol.trim().to_uppercase();
+    let symbol = normalised_symbol(&order.symbol);
     if !SYMBOLS.contains(&symbol.as_str()) {
         reasons.push(format!(
             "unknown symbol {:?} (listed: {})",
@@ -235,12 +242,16 @@ pub struct SettlementError {
 
 /// Settlement, a stateful async organ: talks to a (simulated) clearing house that takes
 /// `latency` and fails a seeded fraction of attempts.
+///
+/// Clones share their state: the workers of a `--workers` run each register a clone,
+/// and a retry counts its attempts wherever it is handled.
+#[derive(Clone)]
 pub struct Settlement {
     seed: u64,
     failure_rate: f64,
     latency: Duration,
     /// Attempts per trade id, so that each retry draws afresh.
-    attempts: Mutex<HashMap<u64, u32>>,
+    attempts: Arc<Mutex<HashMap<u64, u32>>>,
     /// Failed attempts, for the report.
     pub failures: Arc<AtomicU64>,
 }
@@ -252,7 +263,7 @@ impl Settlement {
             seed,
             failure_rate,
             latency,
-            attempts: Mutex::new(HashMap::new()),
+            attempts: Arc::new(Mutex::new(HashMap::new())),
             failures: Arc::new(AtomicU64::new(0)),
         }
     }
@@ -292,9 +303,12 @@ impl Settlement {
 
 /// RiskManager, a stateful sync organ: net position per trader and symbol, with an
 /// alert when one moves past the limit.
+///
+/// Clones share the positions, like [`Settlement`]'s clones share their attempts.
+#[derive(Clone)]
 pub struct RiskManager {
     limit: u64,
-    positions: Mutex<BTreeMap<(String, String), i64>>,
+    positions: Arc<Mutex<BTreeMap<(String, String), i64>>>,
 }
 
 impl RiskManager {
@@ -302,7 +316,7 @@ impl RiskManager {
     pub fn new(limit: u64) -> Self {
         RiskManager {
             limit,
-            positions: Mutex::new(BTreeMap::new()),
+            positions: Arc::new(Mutex::new(BTreeMap::new())),
         }
     }
 }

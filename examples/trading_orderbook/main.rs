@@ -176,13 +176,9 @@ enum RunError {
 async fn main() -> ExitCode {
     logs::init();
     let args = Args::parse();
-    if args.workers > 1 && args.partitions.is_none() {
+    if let Some(problem) = fleet_problem(&args) {
         Args::command()
-            .error(
-                clap::error::ErrorKind::MissingRequiredArgument,
-                "--workers above 1 needs --partitions P: per-symbol order across workers \
-                 needs each symbol in a partition with one owner",
-            )
+            .error(clap::error::ErrorKind::MissingRequiredArgument, problem)
             .exit();
     }
     match run(&args).await {
@@ -195,6 +191,23 @@ async fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// What is wrong with `--workers`/`--partitions` that clap's own rules let through: clap
+/// does not enforce `requires = "redis"` when `--nats` (in the same group) is given, and
+/// cannot say "more than one" worker.
+fn fleet_problem(args: &Args) -> Option<&'static str> {
+    let fleet = args.workers > 1 || args.partitions.is_some();
+    if fleet && args.redis.redis.is_none() {
+        return Some("--workers and --partitions need --redis <URL>");
+    }
+    if args.workers > 1 && args.partitions.is_none() {
+        return Some(
+            "--workers above 1 needs --partitions P: per-symbol order across workers \
+             needs each symbol in a partition with one owner",
+        );
+    }
+    None
 }
 
 /// Runs the flow in memory, on Redis with `--redis`, or on NATS with `--nats`.

@@ -46,8 +46,9 @@
 //!
 //! Orders are handled in submission order: the spine runs with concurrency 1, so its
 //! queue is strictly FIFO and the validated orders reach the engine in the order the
-//! submissions were emitted (with `--workers`, in submission order per symbol). Symbols, sides and order types are upper-cased and trimmed
-//! before they are checked; the trader id is trimmed.
+//! submissions were emitted (with `--workers`, in submission order per symbol). Symbols,
+//! sides and order types are upper-cased and trimmed before they are checked; the trader
+//! id is trimmed.
 
 mod book;
 #[path = "../support/cli.rs"]

@@ -107,7 +107,11 @@ impl Harness for Memory {
         false
     }
 
-    async fn crash(&self, consumer: InMemoryBackend, deliveries: Vec<Delivery<()>>) {
+    async fn crash(
+        &self,
+        consumer: InMemoryBackend,
+        deliveries: Vec<Delivery<necrostack::backend::memory::MemoryReceipt>>,
+    ) {
         // A process that dies loses its memory; within one process, giving the
         // deliveries back is what the spine does when a handling does not finish.
         consumer.release(deliveries).await.unwrap();
@@ -807,6 +811,178 @@ async fn exhausted_retries_are_dead_lettered<H: Harness>(h: H) {
     assert_eq!(h.dead_letter_count().await, 1);
 }
 
+/// An event with a partition key (`order_key` below) and its place in that key's order.
+#[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[event(name = "conformance.Keyed")]
+struct Keyed {
+    key: u32,
+    seq: u32,
+}
+
+/// The partition key survives the backend: on a delivery, on an event emitted or
+/// scheduled by a completion, and at the extremes of `u64`; unkeyed stays unkeyed.
+async fn partition_key_survives_the_backend<H: Harness>(h: H) {
+    use necrostack::partition::key_hash;
+    let a = h.consumer("a").await;
+    let extreme = |key: u64| {
+        let mut json: serde_json::Value =
+            serde_json::from_slice(&Envelope::new(item(2, 0)).to_json().unwrap()).unwrap();
+        json["key"] = key.into();
+        AnyEnvelope::from_json_value(json).unwrap()
+    };
+    let sent: Vec<AnyEnvelope> = vec![
+        Envelope::new(item(0, 0)).with_partition_key("acc-1").into(),
+        Envelope::new(item(0, 1)).into(),
+        AnyEnvelope::from(Envelope::new(item(0, 2))).with_partition_key(&7u64),
+        extreme(u64::MAX),
+        extreme(0),
+    ];
+    let expected: Vec<_> = sent.iter().map(|e| (e.id(), e.partition_key())).collect();
+    assert_eq!(
+        expected.iter().map(|(_, key)| *key).collect::<Vec<_>>(),
+        [
+            Some(key_hash("acc-1")),
+            None,
+            Some(key_hash(&7u64)),
+            Some(u64::MAX),
+            Some(0)
+        ]
+    );
+    a.enqueue(sent).await.unwrap();
+    let mut got = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while got.len() < expected.len() && Instant::now() < deadline {
+        // One at a time, completed at once: a backend that orders keys may hold back the
+        // next event of a key until the previous one is completed.
+        for d in a.pull(1, Duration::from_millis(100)).await.unwrap() {
+            got.push((d.envelope.id(), d.envelope.partition_key()));
+            complete_all(&a, vec![d]).await;
+        }
+    }
+    got.sort_unstable();
+    let mut expected = expected;
+    expected.sort_unstable();
+    assert_eq!(got, expected, "every key as it was sent");
+
+    // From a completion: an emitted and a scheduled event, keyed.
+    a.enqueue(envelopes(3, 0..1)).await.unwrap();
+    let d = pull_n(&a, 1, 1, Duration::from_secs(5))
+        .await
+        .pop()
+        .unwrap();
+    let emitted: AnyEnvelope = Envelope::new(item(3, 1)).with_partition_key("out").into();
+    let later: AnyEnvelope = Envelope::new(item(3, 2)).with_partition_key("later").into();
+    let completion = Completion {
+        emitted: vec![emitted].into(),
+        scheduled: vec![Scheduled {
+            envelope: later,
+            due: chrono::Utc::now(),
+        }],
+        ..Completion::default()
+    };
+    a.complete(d.receipt, completion).await.unwrap();
+    let out = pull_n(&a, 2, 10, Duration::from_secs(10)).await;
+    let mut keys: Vec<(u32, Option<u64>)> = out
+        .iter()
+        .map(|d| (decode(d).seq, d.envelope.partition_key()))
+        .collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        [(1, Some(key_hash("out"))), (2, Some(key_hash("later")))]
+    );
+    complete_all(&a, out).await;
+    assert_drained(&a).await;
+}
+
+const KEYS: u32 = 50;
+const SEQS: u32 = 40;
+
+/// Records the order in which each key's events were handled, by which consumer. Even
+/// sequence numbers take 2 ms, odd ones no time, so that two events of one key handled
+/// at once (by two consumers) would finish out of order.
+struct KeyedLog {
+    consumer: usize,
+    log: std::sync::Arc<std::sync::Mutex<Vec<(usize, u32, u32)>>>,
+}
+
+#[organ(listens_to = Keyed)]
+impl KeyedLog {
+    async fn handle(&self, event: &Keyed) {
+        if event.seq.is_multiple_of(2) {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        } else {
+            tokio::task::yield_now().await;
+        }
+        self.log
+            .lock()
+            .unwrap()
+            .push((self.consumer, event.key, event.seq));
+    }
+}
+
+/// Per-key order across consumers: two spines (each handling many events at once) on
+/// two consumers of one queue, 50 keys × 40 sequence numbers, emitted interleaved.
+/// Every key's events are handled in order, each once, and both consumers take part.
+/// For backends that promise it (see `suite!` below).
+async fn keyed_order_across_consumers<H: Harness>(h: H) {
+    let producer = Spine::builder()
+        .order_key(|event: &Keyed| event.key)
+        .backend(h.consumer("producer").await)
+        .build()
+        .unwrap();
+    let events = (0..SEQS).flat_map(|seq| (0..KEYS).map(move |key| Keyed { key, seq }));
+    producer.emit_all(events).await.unwrap();
+
+    let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut spines = Vec::new();
+    for consumer in 0..2 {
+        let spine = Spine::builder()
+            .organ(KeyedLog {
+                consumer,
+                log: std::sync::Arc::clone(&log),
+            })
+            .order_key(|event: &Keyed| event.key)
+            .concurrency(16)
+            .batch_size(32)
+            .poll_interval(Duration::from_millis(50))
+            .backend(h.consumer(&format!("worker-{consumer}")).await)
+            .build()
+            .unwrap();
+        spines.push(spine);
+    }
+    let total = (KEYS * SEQS) as usize;
+    let watch = async {
+        let deadline = Instant::now() + Duration::from_secs(40);
+        while log.lock().unwrap().len() < total && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        for spine in &spines {
+            spine.stop_handle().stop();
+        }
+    };
+    // The two spines run side by side in this task, each serving until stopped.
+    let (first, second, ()) = tokio::join!(spines[0].run(), spines[1].run(), watch);
+    first.unwrap();
+    second.unwrap();
+    let log = log.lock().unwrap().clone();
+    assert_eq!(log.len(), total, "every event handled once");
+    for key in 0..KEYS {
+        let seqs: Vec<u32> = log
+            .iter()
+            .filter(|(_, k, _)| *k == key)
+            .map(|(_, _, seq)| *seq)
+            .collect();
+        assert_eq!(seqs, (0..SEQS).collect::<Vec<_>>(), "key {key} in order");
+    }
+    for consumer in 0..2 {
+        assert!(
+            log.iter().any(|(c, _, _)| *c == consumer),
+            "consumer {consumer} handled nothing: the test would not test sharing"
+        );
+    }
+}
+
 /// An organ shared with the test through an `Arc`, so the test can read its state.
 struct SharedOrgan<O>(std::sync::Arc<O>);
 
@@ -902,6 +1078,10 @@ macro_rules! suite {
             async fn exhausted_retries_are_dead_lettered() {
                 run("exhausted", super::exhausted_retries_are_dead_lettered::<$harness>).await
             }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn partition_key_survives_the_backend() {
+                run("key_survives", super::partition_key_survives_the_backend::<$harness>).await
+            }
 
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -913,8 +1093,12 @@ macro_rules! suite {
     };
 }
 
-// Consumer groups exist only where a backend has them: only Redis runs that test.
-suite!(in_memory, Memory);
+// Tests beyond the common contract are listed after the harness, for the backends that
+// promise them: `two_groups_each_get_everything` where a backend has consumer groups;
+// `keyed_order_across_consumers` where it keeps per-key order across the consumers of
+// one queue (the in-memory backend, and a partitioned stream; NATS has no partitions and
+// does not promise it).
+suite!(in_memory, Memory, keyed_order_across_consumers);
 suite!(redis, Redis, two_groups_each_get_everything);
 suite!(redis_partitioned, Redis<4>, two_groups_each_get_everything);
 suite!(nats, Nats, two_groups_each_get_everything);

@@ -7,6 +7,7 @@ mod probes;
 use std::collections::VecDeque;
 use std::time::Duration;
 
+use necrostack::backend::memory::MemoryReceipt;
 use necrostack::backend::{BackendError, Completion, DeadLetter, DeadLetterReason};
 use necrostack::{Backend, Envelope, InMemoryBackend};
 use probes::{runtime, A};
@@ -57,7 +58,7 @@ proptest! {
                     }
                     Op::Complete(values) => {
                         let emitted = values.iter().map(|v| Envelope::new(A(*v)).into()).collect();
-                        backend.complete((), Completion { emitted, ..Completion::default() }).await.unwrap();
+                        backend.complete(MemoryReceipt::default(), Completion { emitted, ..Completion::default() }).await.unwrap();
                         model.extend(values);
                     }
                     Op::ReleaseLast(n) => {
@@ -155,7 +156,7 @@ fn a_bounded_queue_applies_backpressure_to_producers() {
         let emitted = vec![Envelope::new(A(3)).into(), Envelope::new(A(4)).into()];
         backend
             .complete(
-                (),
+                MemoryReceipt::default(),
                 Completion {
                     emitted: emitted.into(),
                     ..Completion::default()
@@ -229,7 +230,10 @@ fn is_empty_follows_the_queue() {
             emitted: vec![Envelope::new(A(3)).into()].into(),
             ..Completion::default()
         };
-        backend.complete((), completion).await.unwrap();
+        backend
+            .complete(MemoryReceipt::default(), completion)
+            .await
+            .unwrap();
         assert!(!backend.is_empty());
         drop(second);
     });
@@ -274,7 +278,10 @@ fn take_dead_letters_returns_them_once_and_dead_letters_keeps_them() {
             dead_letters: vec![letter(1), letter(2)],
             ..Completion::default()
         };
-        backend.complete((), completion).await.unwrap();
+        backend
+            .complete(MemoryReceipt::default(), completion)
+            .await
+            .unwrap();
         assert_eq!(backend.dead_letters().len(), 2);
         assert_eq!(backend.dead_letters().len(), 2, "reading does not remove");
         let taken = backend.take_dead_letters();

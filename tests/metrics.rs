@@ -17,6 +17,7 @@ fn metrics_of_a_known_flow() {
 #[cfg(feature = "metrics")]
 mod flow {
     use std::collections::HashMap;
+    use std::sync::Arc;
     use std::time::Duration;
 
     use metrics_util::debugging::{DebugValue, DebuggingRecorder};
@@ -26,6 +27,7 @@ mod flow {
     };
     use necrostack::{organ, Envelope, Event, FailurePolicy, RetryPolicy, Spine};
     use serde::{Deserialize, Serialize};
+    use tokio::sync::Semaphore;
 
     #[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
     struct Ping {
@@ -161,5 +163,64 @@ mod flow {
                 other => panic!("{HANDLING_DURATION} is not a histogram: {other:?}"),
             }
         }
+
+        // A stop gives back what was pulled but not started: no longer in flight.
+        let left = runtime.block_on(stopped_with_events_buffered());
+        assert_eq!(left, 8, "6 never pulled + 2 pulled and given back");
+        match get(&read(snapshotter.snapshot()), IN_FLIGHT, &[]) {
+            DebugValue::Gauge(value) => {
+                assert_eq!(
+                    value.into_inner(),
+                    0.0,
+                    "the given-back events are not in flight"
+                );
+            }
+            other => panic!("{IN_FLIGHT} is not a gauge: {other:?}"),
+        }
+    }
+
+    #[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
+    struct Slow {
+        n: u32,
+    }
+
+    /// Blocks every handling until the test opens the gate.
+    struct Gated {
+        gate: Arc<Semaphore>,
+    }
+
+    #[organ(listens_to = Slow)]
+    impl Gated {
+        async fn handle(&self, _: &Slow) -> Result<(), std::io::Error> {
+            let permit = self.gate.acquire().await.map_err(std::io::Error::other)?;
+            permit.forget();
+            Ok(())
+        }
+    }
+
+    /// Stops a run (concurrency 2, batches of 4) while two handlings block and two
+    /// pulled events wait for them; returns how many events the backend holds after.
+    async fn stopped_with_events_buffered() -> usize {
+        let gate = Arc::new(Semaphore::new(0));
+        let spine = Spine::builder()
+            .organ(Gated {
+                gate: Arc::clone(&gate),
+            })
+            .concurrency(2)
+            .batch_size(4)
+            .build()
+            .unwrap();
+        spine.emit_all((0..10).map(|n| Slow { n })).await.unwrap();
+        let running = tokio::spawn({
+            let spine = spine.clone();
+            async move { spine.run().await }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        spine.stop_handle().stop();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        gate.add_permits(10);
+        let report = running.await.unwrap().unwrap();
+        assert_eq!(report.succeeded, 2, "only the two begun before the stop");
+        spine.backend().len()
     }
 }

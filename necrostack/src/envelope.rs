@@ -3,6 +3,7 @@
 
 use std::any::Any;
 use std::fmt;
+use std::hash::Hash;
 use std::ops::Deref;
 use std::sync::Arc;
 
@@ -13,6 +14,7 @@ use uuid::Uuid;
 
 use crate::event::{ErasedEvent, Event};
 use crate::identity::Meta;
+use crate::partition::key_hash;
 use crate::wire::{self, DecodeError, EncodeError, WireEnvelope, WireOut};
 
 /// An event of type `E` with its id, UTC timestamp and lineage.
@@ -106,6 +108,41 @@ impl<E: Event> Envelope<E> {
 }
 
 impl<E> Envelope<E> {
+    /// The same envelope with the partition key of `key`
+    /// ([`key_hash`](crate::partition::key_hash)`(key)`): events with one key are handled
+    /// in the order they were emitted, one at a time, by every spine sharing the backend
+    /// (and, on a partitioned backend, they share a partition). It replaces the key the
+    /// spine's [`order_key`](crate::SpineBuilder::order_key) would give the event.
+    ///
+    /// This builds the envelope before it is emitted; it is not a setter: an envelope
+    /// that was delivered keeps its key.
+    ///
+    /// ```
+    /// use necrostack::{partition::key_hash, Envelope, Event, Spine};
+    /// use serde::{Deserialize, Serialize};
+    ///
+    /// #[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
+    /// struct Deposit { account: String, cents: u64 }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), necrostack::Error> {
+    /// let deposit = Deposit { account: "acc-7".into(), cents: 500 };
+    /// let envelope = Envelope::new(deposit).with_partition_key("acc-7");
+    /// assert_eq!(envelope.partition_key(), Some(key_hash("acc-7")));
+    ///
+    /// let spine = Spine::builder().build()?;
+    /// spine.emit_envelope(envelope).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[must_use = "`with_partition_key` returns the keyed envelope"]
+    pub fn with_partition_key<K: Hash + ?Sized>(mut self, key: &K) -> Self {
+        self.meta.key = Some(key_hash(key));
+        self
+    }
+}
+
+impl<E> Envelope<E> {
     pub(crate) fn from_parts(meta: Meta, payload: E) -> Self {
         Envelope { meta, payload }
     }
@@ -147,6 +184,15 @@ impl<E> Envelope<E> {
     /// For a retry, the name of the organ it is for; `None` for a first handling.
     pub fn retry_organ(&self) -> Option<&str> {
         self.meta.organ()
+    }
+
+    /// The partition key, [`key_hash`](crate::partition::key_hash) of the event's key, if
+    /// it has one: set with [`with_partition_key`](Envelope::with_partition_key), or by
+    /// the spine from the event type's [`order_key`](crate::SpineBuilder::order_key)
+    /// when it enqueued the event. `None` for an unkeyed event. Retries and dead letters
+    /// of an event keep its key.
+    pub fn partition_key(&self) -> Option<u64> {
+        self.meta.key
     }
 
     /// The event itself.
@@ -235,6 +281,7 @@ pub(crate) trait ErasedEnvelope: Any + Send + Sync {
     fn into_any_arc(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
     fn payload(&self) -> &dyn ErasedEvent;
     fn meta(&self) -> &Meta;
+    fn meta_mut(&mut self) -> &mut Meta;
     fn set_meta(&mut self, meta: Meta);
 }
 
@@ -253,6 +300,10 @@ impl<E: Event> ErasedEnvelope for Envelope<E> {
 
     fn meta(&self) -> &Meta {
         &self.meta
+    }
+
+    fn meta_mut(&mut self) -> &mut Meta {
+        &mut self.meta
     }
 
     fn set_meta(&mut self, meta: Meta) {
@@ -351,6 +402,68 @@ impl AnyEnvelope {
     /// For a retry, the organ it is for (see [`Envelope::retry_organ`]).
     pub fn retry_organ(&self) -> Option<&str> {
         self.meta().organ()
+    }
+
+    /// The partition key, if the event has one (see [`Envelope::partition_key`]). A
+    /// backend that partitions its stream picks the partition from it with
+    /// [`partition_of`](crate::partition::partition_of).
+    pub fn partition_key(&self) -> Option<u64> {
+        self.meta().key
+    }
+
+    /// The same envelope with the partition key of `key` (see
+    /// [`Envelope::with_partition_key`]); the payload is not copied.
+    ///
+    /// ```
+    /// use necrostack::{partition::key_hash, AnyEnvelope, Envelope, Event};
+    /// use serde::{Deserialize, Serialize};
+    ///
+    /// #[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
+    /// struct Reading { device: u32, celsius: i32 }
+    ///
+    /// let any = AnyEnvelope::from(Envelope::new(Reading { device: 9, celsius: 21 }));
+    /// assert_eq!(any.partition_key(), None);
+    /// let keyed = any.with_partition_key(&9u32);
+    /// assert_eq!(keyed.partition_key(), Some(key_hash(&9u32)));
+    /// let back = AnyEnvelope::from_json(&keyed.to_json().unwrap()).unwrap();
+    /// assert_eq!(back.partition_key(), keyed.partition_key()); // it travels on the wire
+    /// ```
+    #[must_use = "`with_partition_key` returns the keyed envelope"]
+    pub fn with_partition_key<K: Hash + ?Sized>(mut self, key: &K) -> Self {
+        self.set_key(key_hash(key));
+        self
+    }
+
+    /// Gives the envelope the partition key `key` computes from its typed payload, unless
+    /// it has a key already (an explicit key wins over the spine's `order_key`) or its
+    /// payload is JSON. Costs no allocation when this envelope is the only holder of its
+    /// payload, which is the case for every event the spine enqueues except one `Emit`
+    /// returned twice.
+    pub(crate) fn key_if_unset(&mut self, key: impl FnOnce(&dyn ErasedEvent) -> Option<u64>) {
+        if self.meta().key.is_some() {
+            return;
+        }
+        if let Some(key) = self.typed_payload().and_then(key) {
+            self.set_key(key);
+        }
+    }
+
+    /// Sets the partition key. A typed envelope shared with another holder gets metadata
+    /// of its own; the payload stays shared.
+    fn set_key(&mut self, key: u64) {
+        match &mut self.repr {
+            Repr::Typed(typed) => {
+                if let Some(inner) = Arc::get_mut(typed) {
+                    inner.meta_mut().key = Some(key);
+                    return;
+                }
+                let mut meta = typed.meta().clone();
+                meta.key = Some(key);
+                self.repr = Repr::Restamped(Box::new((meta, Arc::clone(typed))));
+            }
+            Repr::Restamped(restamped) => restamped.0.key = Some(key),
+            Repr::Json(wire) => wire.meta.key = Some(key),
+        }
     }
 
     /// This event again, as try number `attempt` for `organ` only: same id, lineage and
@@ -548,12 +661,15 @@ impl fmt::Debug for AnyEnvelope {
     }
 }
 
-/// The attempt and the organ, shown only for a retry: a first handling's envelope reads
-/// as the seven wire fields.
+/// The attempt and the organ, shown only for a retry, and the partition key, shown only
+/// when set: an unkeyed first handling's envelope reads as the seven wire fields.
 fn retry_fields(out: &mut fmt::DebugStruct<'_, '_>, meta: &Meta) {
     if meta.retry.is_some() {
         out.field("attempt", &meta.attempt())
             .field("retry_organ", &meta.organ());
+    }
+    if let Some(key) = meta.key {
+        out.field("partition_key", &key);
     }
 }
 

@@ -1,5 +1,5 @@
-//! [`Meta`], an event's identity, time and lineage, and the fresh identities it is made
-//! of: a time-ordered (v7) UUID and the creation time.
+//! [`Meta`], an event's identity, time, lineage and partition key, and the fresh
+//! identities it is made of: a time-ordered (v7) UUID and the creation time.
 //!
 //! This runs once for every event a spine enqueues, so it is built for speed: one clock
 //! reading serves both the id and the timestamp, and the id's counter is one atomic
@@ -14,7 +14,8 @@ use std::cell::Cell;
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use uuid::{Builder, Uuid};
 
-/// Identity, time and lineage of one event. Shared by the typed and the erased envelope.
+/// Identity, time, lineage and partition key of one event. Shared by the typed and the
+/// erased envelope.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Meta {
     pub(crate) id: Uuid,
@@ -25,6 +26,12 @@ pub(crate) struct Meta {
     /// Set on a scheduled retry only; one pointer wide, so that the metadata every
     /// emitted event copies stays small.
     pub(crate) retry: Option<Arc<Retry>>,
+    /// The partition key ([`key_hash`](crate::partition::key_hash) of the event's key):
+    /// events with one key are handled in order, one at a time, across every consumer.
+    /// Set explicitly or by the spine from the type's `order_key`; kept by retries and
+    /// dead letters (they are the same event), not inherited by the events it causes
+    /// (each has its own type and key).
+    pub(crate) key: Option<u64>,
 }
 
 /// Which try of the failure policy a delivery is, and for which organ.
@@ -48,6 +55,7 @@ impl Meta {
             causation_id: None,
             depth: 0,
             retry: None,
+            key: None,
         }
     }
 
@@ -61,6 +69,7 @@ impl Meta {
             causation_id: None,
             depth: 0,
             retry: None,
+            key: None,
         }
     }
 
@@ -74,10 +83,12 @@ impl Meta {
             causation_id: Some(self.id),
             depth: self.depth.saturating_add(1),
             retry: None,
+            key: None,
         }
     }
 
-    /// The same event again, as try number `attempt` of `organ` only.
+    /// The same event again, as try number `attempt` of `organ` only: same id, lineage
+    /// and partition key.
     pub(crate) fn retry(&self, attempt: u32, organ: &str) -> Self {
         Meta {
             retry: Some(Arc::new(Retry {

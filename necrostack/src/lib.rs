@@ -34,8 +34,9 @@
 //! ```
 //!
 //! The modules follow the concepts: [`event`](Event), [`envelope`](Envelope),
-//! [`organ`](Organ), [`spine`](Spine), [`backend`], [`testing`] and [`topology`]. Every
-//! error type is in [`error`] (and at the root).
+//! [`organ`](Organ), [`spine`](Spine), [`backend`], [`partition`] (keys that keep events
+//! in order across workers), [`testing`] and [`topology`]. Every error type is in
+//! [`error`] (and at the root).
 #![warn(missing_docs, missing_debug_implementations)]
 
 pub mod backend;
@@ -46,6 +47,7 @@ pub mod error;
 mod event;
 mod identity;
 mod organ;
+pub mod partition;
 mod policy;
 pub mod spine;
 pub mod telemetry;

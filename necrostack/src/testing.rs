@@ -33,6 +33,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use crate::backend::memory::MemoryReceipt;
 use crate::backend::{Backend, BackendError, Batch, Completion, DeadLetter, Delivery, Scheduled};
 use crate::box_error::BoxError;
 use crate::emit::Emit;
@@ -257,7 +258,7 @@ struct Recording {
 }
 
 impl Backend for Recording {
-    type Receipt = ();
+    type Receipt = MemoryReceipt;
 
     async fn enqueue(&self, events: Vec<AnyEnvelope>) -> Result<(), BackendError> {
         self.inner.enqueue(events).await
@@ -267,11 +268,15 @@ impl Backend for Recording {
         &self,
         max: usize,
         timeout: Duration,
-    ) -> Result<Batch<Delivery<()>>, BackendError> {
+    ) -> Result<Batch<Delivery<MemoryReceipt>>, BackendError> {
         self.inner.pull(max, timeout).await
     }
 
-    async fn complete(&self, receipt: (), completion: Completion) -> Result<(), BackendError> {
+    async fn complete(
+        &self,
+        receipt: MemoryReceipt,
+        completion: Completion,
+    ) -> Result<(), BackendError> {
         // Emitted events, with those emitted after a delay; retries are not emissions.
         let delayed = completion
             .scheduled
@@ -285,7 +290,7 @@ impl Backend for Recording {
         self.inner.complete(receipt, completion).await
     }
 
-    async fn release(&self, deliveries: Vec<Delivery<()>>) -> Result<(), BackendError> {
+    async fn release(&self, deliveries: Vec<Delivery<MemoryReceipt>>) -> Result<(), BackendError> {
         self.inner.release(deliveries).await
     }
 

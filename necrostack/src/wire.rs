@@ -1,6 +1,8 @@
 //! The JSON wire format:
 //! `{"id", "timestamp", "event_type", "payload", "correlation_id", "causation_id", "depth"}`,
-//! plus `"attempt"` and `"organ"` on a scheduled retry (absent otherwise).
+//! plus `"attempt"` and `"organ"` on a scheduled retry and `"key"` (the partition key, a
+//! JSON number that is a `u64`) on a keyed event, each absent otherwise, so that an
+//! unkeyed first handling is exactly the seven documented fields.
 //!
 //! Decoding is strict: every field must be present with the right type, unknown
 //! top-level fields are rejected, ids are hyphenated UUID strings (any version, so other
@@ -76,6 +78,9 @@ pub(crate) struct WireOut<'a, P: ?Sized + Serialize> {
     attempt: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     organ: Option<&'a str>,
+    // Written only when set: an unkeyed event's bytes are those of before keys existed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    key: Option<u64>,
 }
 
 fn is_first_attempt(attempt: &u32) -> bool {
@@ -98,6 +103,7 @@ impl<'a, P: ?Sized + Serialize> WireOut<'a, P> {
             depth: meta.depth,
             attempt: meta.attempt(),
             organ: meta.organ(),
+            key: meta.key,
         }
     }
 }
@@ -140,6 +146,10 @@ struct WireIn<P> {
     attempt: u32,
     #[serde(default)]
     organ: Option<String>,
+    // Optional: absent means unkeyed. Present, it must be a `u64` (not `null`, not a
+    // float, not a string), read exactly (up to `u64::MAX`).
+    #[serde(default, deserialize_with = "de_key")]
+    key: Option<u64>,
 }
 
 impl<P> WireIn<P> {
@@ -163,6 +173,7 @@ impl<P> WireIn<P> {
                     organ: self.organ,
                 })
             }),
+            key: self.key,
         };
         Ok((meta, self.event_type, self.payload))
     }
@@ -235,6 +246,12 @@ fn de_attempt<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
         0 => Err(de::Error::custom("attempt: must be at least 1, found 0")),
         attempt => Ok(attempt),
     }
+}
+
+fn de_key<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    u64::deserialize(d)
+        .map(Some)
+        .map_err(|e| de::Error::custom(format_args!("key: {e}")))
 }
 
 fn de_id<'de, D: Deserializer<'de>>(d: D) -> Result<Uuid, D::Error> {

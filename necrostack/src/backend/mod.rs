@@ -29,6 +29,13 @@
 //! delivered again. An event that cannot be stored (e.g. too large) is not such an
 //! error: `complete` dead-letters it with its reason.
 //!
+//! **Partition keys.** An envelope may carry a partition key
+//! ([`AnyEnvelope::partition_key`]): it must be stored with the event (the JSON wire
+//! format carries it) and come back on delivery. A backend that keeps per-key order
+//! across consumers does not hand out an event while another with its key is held by a
+//! consumer ([`InMemoryBackend`](memory::InMemoryBackend) does so for all the spines
+//! sharing it; a partitioned stream does it by giving each partition one owner).
+//!
 //! The conformance suite in the repository's `tests/` runs every backend through the
 //! same tests; run it against a new backend before relying on it.
 
@@ -58,7 +65,8 @@ use crate::wire::EncodeError;
 pub struct Delivery<R> {
     /// The event.
     pub envelope: AnyEnvelope,
-    /// Backend-specific acknowledgement token (a stream entry id, or `()` in memory).
+    /// Backend-specific acknowledgement token (a stream entry id, or a
+    /// [`MemoryReceipt`](memory::MemoryReceipt) in memory).
     pub receipt: R,
     /// Which delivery of this event this is, starting at 1. More than 1 means an earlier
     /// handling did not complete (a crash, or the event was released).

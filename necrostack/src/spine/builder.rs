@@ -351,6 +351,16 @@ impl<B: Backend> SpineBuilder<B> {
     /// [`concurrency`](Self::concurrency) is above 1: an event waits while another with
     /// its key is in flight. Keys are compared by hash.
     ///
+    /// It also sets the event's **partition key**: every `E` this spine enqueues (emitted
+    /// with [`Spine::emit`] and its siblings, returned by organs, scheduled or retried)
+    /// carries [`key_hash`](crate::partition::key_hash)`(&key)` on the wire, unless the
+    /// envelope was given a key of its own with
+    /// [`Envelope::with_partition_key`](crate::Envelope::with_partition_key). So the
+    /// order holds across processes too: a backend that shares its queue among
+    /// consumers hands out one event per key at a time ([`InMemoryBackend`] shared by
+    /// several spines does), and a partitioned one puts a key's events in one partition.
+    /// A delivered event that carries a key is ordered by it, whatever its type.
+    ///
     /// The key is owned (`order.id`, `order.account.clone()`), not borrowed from the
     /// event: `|order: &Order| &order.account` does not compile.
     ///

@@ -213,7 +213,8 @@ impl<B: Backend> Spine<B> {
     /// Schedules `event` as a root event to be delivered at `due` (not before; at once if
     /// `due` has passed), and returns its id. See [`emit_after`](Self::emit_after).
     pub fn emit_at<E: RootEvent>(&self, due: DateTime<Utc>, event: E) -> Emitting<'_, Uuid> {
-        let envelope = event.into_root();
+        let mut envelope = event.into_root();
+        self.inner.routes.stamp([&mut envelope]);
         let id = envelope.id();
         let backend = &self.inner.backend;
         Emitting::new(async move {
@@ -222,8 +223,10 @@ impl<B: Backend> Spine<B> {
         })
     }
 
-    /// Stores `batch` in the backend; the future resolves to `value` once it is stored.
-    fn enqueue<T: Send + 'static>(&self, batch: Vec<AnyEnvelope>, value: T) -> Emitting<'_, T> {
+    /// Stores `batch` in the backend, each event with the partition key of its type's
+    /// `order_key` unless it has one; the future resolves to `value` once it is stored.
+    fn enqueue<T: Send + 'static>(&self, mut batch: Vec<AnyEnvelope>, value: T) -> Emitting<'_, T> {
+        self.inner.routes.stamp(&mut batch);
         let backend = &self.inner.backend;
         Emitting::new(async move {
             backend.enqueue(batch).await?;

@@ -11,8 +11,9 @@ use std::hash::{BuildHasherDefault, Hash, Hasher};
 use super::dispatch::{self, Dispatch, Prepared};
 use crate::envelope::AnyEnvelope;
 use crate::error::BuildError;
-use crate::event::Event;
+use crate::event::{ErasedEvent, Event};
 use crate::organ::{DynOrgan, Organ, WithPolicy};
+use crate::partition::key_hash;
 use crate::policy::FailurePolicy;
 use crate::topology::Topology;
 
@@ -33,6 +34,9 @@ pub(crate) trait Route: Send + Sync {
     fn has_key(&self) -> bool;
     /// The ordering key of `envelope`, if this event type has one.
     fn key(&self, envelope: &AnyEnvelope) -> Option<u64>;
+    /// The ordering key of a typed payload, if this event type has one and the payload
+    /// is of this route's type.
+    fn payload_key(&self, payload: &dyn ErasedEvent) -> Option<u64>;
     /// Decodes `envelope` into `slot` (where the caller keeps it while organs borrow it)
     /// and runs every organ on it, or returns the work left when an organ must be awaited.
     fn prepare<'a>(
@@ -67,6 +71,11 @@ impl<E: Event> Route for TypedRoute<E> {
                 .ok()
                 .map(|event| key(event.payload())),
         }
+    }
+
+    fn payload_key(&self, payload: &dyn ErasedEvent) -> Option<u64> {
+        let key = self.key.as_ref()?;
+        payload.as_any().downcast_ref::<E>().map(key)
     }
 
     fn prepare<'a>(
@@ -141,21 +150,22 @@ impl RouteTableBuilder {
         key: impl Fn(&E) -> K + Send + Sync + 'static,
     ) {
         if let Some(route) = self.route::<E>() {
-            route.key = Some(Box::new(move |event| {
-                let mut hasher = std::collections::hash_map::DefaultHasher::new();
-                key(event).hash(&mut hasher);
-                hasher.finish()
-            }));
+            // The stable hash, so that the key the spine orders by in this process is the
+            // partition key it writes on the wire for every other process.
+            route.key = Some(Box::new(move |event| key_hash(&key(event))));
         }
     }
 
     pub(crate) fn finish(self) -> RouteTable {
         let keyed = self.slots.values().any(|slot| slot.route.has_key());
-        let routes: Vec<(&'static str, Box<dyn Route>)> = self
-            .slots
-            .into_iter()
-            .map(|(name, slot)| (name, slot.route))
-            .collect();
+        let mut keyed_types = Vec::new();
+        let mut routes: Vec<(&'static str, Box<dyn Route>)> = Vec::new();
+        for (name, slot) in self.slots {
+            if slot.route.has_key() {
+                keyed_types.push((slot.type_id, routes.len()));
+            }
+            routes.push((name, slot.route));
+        }
         let index = (routes.len() > LINEAR_SCAN_ROUTES).then(|| {
             routes
                 .iter()
@@ -167,6 +177,7 @@ impl RouteTableBuilder {
             routes,
             index,
             keyed,
+            keyed_types,
         }
     }
 }
@@ -182,6 +193,9 @@ pub(crate) struct RouteTable {
     index: Option<HashMap<&'static str, usize, BuildHasherDefault<NameHasher>>>,
     /// Whether any route has an ordering key; when none has, no lookup is needed for it.
     keyed: bool,
+    /// The Rust types of the routes with an ordering key, and their positions in
+    /// `routes`: usually one or two, found by comparing a `TypeId` rather than a name.
+    keyed_types: Vec<(TypeId, usize)>,
 }
 
 impl RouteTable {
@@ -197,12 +211,35 @@ impl RouteTable {
         self.routes.get(at).map(|(_, route)| &**route)
     }
 
-    /// The ordering key of `envelope`, if its event type has one.
+    /// The ordering key of a delivered `envelope`: its partition key when it carries
+    /// one (no decoding needed), else the key its event type's `order_key` gives, if any.
     pub(crate) fn key(&self, envelope: &AnyEnvelope) -> Option<u64> {
+        if let Some(key) = envelope.partition_key() {
+            return Some(key);
+        }
         if !self.keyed {
             return None;
         }
         self.get(envelope.event_type())?.key(envelope)
+    }
+
+    /// Gives each of `envelopes` that the spine is about to enqueue the partition key its
+    /// event type's `order_key` computes, unless it has a key already. No work at all when
+    /// no event type has an `order_key`.
+    pub(crate) fn stamp<'e>(&self, envelopes: impl IntoIterator<Item = &'e mut AnyEnvelope>) {
+        if !self.keyed {
+            return;
+        }
+        for envelope in envelopes {
+            envelope.key_if_unset(|payload| self.payload_key(payload));
+        }
+    }
+
+    /// The ordering key of a typed payload, if its type has an `order_key`.
+    fn payload_key(&self, payload: &dyn ErasedEvent) -> Option<u64> {
+        let type_id = payload.as_any().type_id();
+        let (_, at) = self.keyed_types.iter().find(|(id, _)| *id == type_id)?;
+        self.routes.get(*at)?.1.payload_key(payload)
     }
 
     /// The event type names that have routes.

@@ -146,12 +146,22 @@ impl<B: Backend> Spine<B> {
     }
 
     /// Hands what one handling produced to the backend, acknowledging the delivery.
+    /// Emitted and scheduled events get the partition key of their type's `order_key`
+    /// here, on their way into the backend.
     async fn complete(&self, receipt: B::Receipt, key: Option<u64>, outcome: EventOutcome) -> Done {
-        let completion = Completion {
+        let mut completion = Completion {
             emitted: outcome.emitted,
             scheduled: outcome.scheduled,
             dead_letters: outcome.dead_letters,
         };
+        let routes = &self.inner.routes;
+        routes.stamp(completion.emitted.iter_mut());
+        routes.stamp(
+            completion
+                .scheduled
+                .iter_mut()
+                .map(|later| &mut later.envelope),
+        );
         let result = self.inner.backend.complete(receipt, completion).await;
         (key, result.map(|()| outcome.counts))
     }

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use necrostack::backend::redis::{RedisBackendBuilder, RedisProducer};
 use necrostack::{organ, AnyEnvelope, Backend, Envelope, RedisBackend, Spine};
-use partition_events::{key_of, Echo, Step};
+use partition_events::{Echo, Step};
 use redis_server::RedisServer;
 
 const PARTITIONS: u32 = 16;
@@ -26,7 +26,6 @@ fn builder(url: &str, stream: &str, consumer: &str, lease: Duration) -> RedisBac
         .consumer(consumer)
         .partitions(PARTITIONS)
         .partition_lease(lease)
-        .partition_key_fn(key_of)
         .block_time(Duration::from_millis(200))
         .max_deliveries(50)
 }
@@ -43,7 +42,6 @@ fn builder_of(
         .consumer(consumer)
         .partitions(partitions)
         .partition_lease(lease)
-        .partition_key_fn(key_of)
         .block_time(Duration::from_millis(200))
         .max_deliveries(50)
 }
@@ -52,7 +50,6 @@ async fn producer(url: &str, stream: &str, partitions: u32) -> RedisProducer {
     RedisBackend::builder(url)
         .stream(stream)
         .partitions(partitions)
-        .partition_key_fn(key_of)
         .build_producer()
         .await
         .unwrap()
@@ -62,7 +59,11 @@ async fn producer(url: &str, stream: &str, partitions: u32) -> RedisProducer {
 async fn enqueue_steps(producer: &RedisProducer, keys: u32, seqs: u32) {
     for seq in 0..seqs {
         let batch: Vec<AnyEnvelope> = (0..keys)
-            .map(|key| Envelope::new(Step { key, seq }).into())
+            .map(|key| {
+                Envelope::new(Step { key, seq })
+                    .with_partition_key(&key)
+                    .into()
+            })
             .collect();
         producer.enqueue(batch).await.unwrap();
     }
@@ -811,7 +812,6 @@ async fn dead_letters_go_through_the_outbox_and_replay_into_their_partition() {
     let admin = RedisBackend::builder(url.as_str())
         .stream("dlq")
         .partitions(4)
-        .partition_key_fn(key_of)
         .build_admin()
         .await
         .unwrap();

@@ -17,6 +17,7 @@ fn metrics_of_a_known_flow() {
 #[cfg(feature = "metrics")]
 mod flow {
     use std::collections::HashMap;
+    use std::sync::Arc;
     use std::time::Duration;
 
     use metrics_util::debugging::{DebugValue, DebuggingRecorder};
@@ -24,8 +25,9 @@ mod flow {
     use necrostack::telemetry::{
         DEAD_LETTERS, FAILURES, HANDLINGS, HANDLING_DURATION, IN_FLIGHT, PULLED, RETRIES, UNROUTED,
     };
-    use necrostack::{organ, Envelope, Event, FailurePolicy, RetryPolicy, Spine};
+    use necrostack::{organ, Backend, Envelope, Event, FailurePolicy, RetryPolicy, Spine};
     use serde::{Deserialize, Serialize};
+    use tokio::sync::Semaphore;
 
     #[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
     struct Ping {
@@ -161,5 +163,69 @@ mod flow {
                 other => panic!("{HANDLING_DURATION} is not a histogram: {other:?}"),
             }
         }
+
+        // A stop gives back what was pulled but not started: no longer in flight.
+        let left = runtime.block_on(stopped_with_events_buffered());
+        assert_eq!(left, 9, "4 never pulled + 5 pulled and given back");
+        match get(&read(snapshotter.snapshot()), IN_FLIGHT, &[]) {
+            DebugValue::Gauge(value) => {
+                assert_eq!(
+                    value.into_inner(),
+                    0.0,
+                    "the given-back events are not in flight"
+                );
+            }
+            other => panic!("{IN_FLIGHT} is not a gauge: {other:?}"),
+        }
+    }
+
+    #[derive(Event, Serialize, Deserialize, Debug, Clone, PartialEq)]
+    struct Slow {
+        n: u32,
+    }
+
+    /// Blocks every handling until the test opens the gate.
+    struct Gated {
+        gate: Arc<Semaphore>,
+    }
+
+    #[organ(listens_to = Slow)]
+    impl Gated {
+        async fn handle(&self, _: &Slow) -> Result<(), std::io::Error> {
+            let permit = self.gate.acquire().await.map_err(std::io::Error::other)?;
+            permit.forget();
+            Ok(())
+        }
+    }
+
+    /// Stops a run while one handling blocks and five pulled events wait for it (one
+    /// ordering key, concurrency 4, batches of 2: three pulls, the later ones with events
+    /// already waiting); returns how many events the backend holds after.
+    async fn stopped_with_events_buffered() -> usize {
+        let gate = Arc::new(Semaphore::new(0));
+        let spine = Spine::builder()
+            .organ(Gated {
+                gate: Arc::clone(&gate),
+            })
+            .order_key(|_: &Slow| 0_u8)
+            .concurrency(4)
+            .batch_size(2)
+            .build()
+            .unwrap();
+        // Straight into the backend, without a partition key, so that the backend hands
+        // them out and the spine's ordering key alone holds them back.
+        let events = (0..10).map(|n| Envelope::new(Slow { n }).into()).collect();
+        spine.backend().enqueue(events).await.unwrap();
+        let running = tokio::spawn({
+            let spine = spine.clone();
+            async move { spine.run().await }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        spine.stop_handle().stop();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        gate.add_permits(10);
+        let report = running.await.unwrap().unwrap();
+        assert_eq!(report.succeeded, 1, "only the one begun before the stop");
+        spine.backend().len()
     }
 }

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use necrostack::backend::redis::{RedisBackendBuilder, RedisProducer};
 use necrostack::{organ, AnyEnvelope, Backend, Envelope, RedisBackend, Spine};
-use partition_events::{key_of, Echo, Step};
+use partition_events::{Echo, Step};
 use redis_server::RedisServer;
 
 const PARTITIONS: u32 = 16;
@@ -26,7 +26,6 @@ fn builder(url: &str, stream: &str, consumer: &str, lease: Duration) -> RedisBac
         .consumer(consumer)
         .partitions(PARTITIONS)
         .partition_lease(lease)
-        .partition_key_fn(key_of)
         .block_time(Duration::from_millis(200))
         .max_deliveries(50)
 }
@@ -43,7 +42,6 @@ fn builder_of(
         .consumer(consumer)
         .partitions(partitions)
         .partition_lease(lease)
-        .partition_key_fn(key_of)
         .block_time(Duration::from_millis(200))
         .max_deliveries(50)
 }
@@ -52,7 +50,6 @@ async fn producer(url: &str, stream: &str, partitions: u32) -> RedisProducer {
     RedisBackend::builder(url)
         .stream(stream)
         .partitions(partitions)
-        .partition_key_fn(key_of)
         .build_producer()
         .await
         .unwrap()
@@ -62,7 +59,11 @@ async fn producer(url: &str, stream: &str, partitions: u32) -> RedisProducer {
 async fn enqueue_steps(producer: &RedisProducer, keys: u32, seqs: u32) {
     for seq in 0..seqs {
         let batch: Vec<AnyEnvelope> = (0..keys)
-            .map(|key| Envelope::new(Step { key, seq }).into())
+            .map(|key| {
+                Envelope::new(Step { key, seq })
+                    .with_partition_key(&key)
+                    .into()
+            })
             .collect();
         producer.enqueue(batch).await.unwrap();
     }
@@ -811,7 +812,6 @@ async fn dead_letters_go_through_the_outbox_and_replay_into_their_partition() {
     let admin = RedisBackend::builder(url.as_str())
         .stream("dlq")
         .partitions(4)
-        .partition_key_fn(key_of)
         .build_admin()
         .await
         .unwrap();
@@ -829,4 +829,76 @@ async fn dead_letters_go_through_the_outbox_and_replay_into_their_partition() {
     assert_eq!(handled.load(std::sync::atomic::Ordering::SeqCst), 6);
     assert!(backend.dead_letters(100).await.unwrap().is_empty());
     backend.close().await.unwrap();
+}
+
+#[path = "support/redis_cluster.rs"]
+mod redis_cluster;
+
+/// Every `Echo` in the partition streams of `stream` on a cluster, as (key, seq), read
+/// with `redis-cli -c` (the envelopes are printed one per line).
+fn cluster_echoes(
+    cluster: &redis_cluster::RedisCluster,
+    stream: &str,
+    partitions: u32,
+) -> Vec<(u32, u32)> {
+    let mut out = Vec::new();
+    for p in 0..partitions {
+        let text = cluster.cli(&["XRANGE", &format!("{stream}:p{p}"), "-", "+"]);
+        for line in text.lines().filter(|l| l.contains("parts.Echo")) {
+            let envelope = AnyEnvelope::from_json(line.as_bytes()).expect("an envelope");
+            let echo = envelope.decode::<Echo>().expect("an Echo");
+            out.push((echo.key, echo.seq));
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_cluster_order_and_outputs_survive_a_master_failover() {
+    let Some(cluster) = tokio::task::spawn_blocking(redis_cluster::RedisCluster::start)
+        .await
+        .unwrap()
+    else {
+        return;
+    };
+    let url = cluster.url();
+    let (keys, seqs) = (40u32, 25u32);
+    let lease = Duration::from_millis(1500);
+    let log: Log = Arc::default();
+    let mut workers = Vec::new();
+    for name in ["c1", "c2"] {
+        let backend = builder(&url, "chaos", name, lease).build().await.unwrap();
+        workers.push(start_worker(backend, name, &log));
+    }
+    let producer = producer(&url, "chaos", PARTITIONS).await;
+    enqueue_steps(&producer, keys, seqs).await;
+    let total = (keys * seqs) as usize;
+    let distinct = |log: &Log| {
+        log.lock()
+            .unwrap()
+            .iter()
+            .map(|h| (h.key, h.seq))
+            .collect::<HashSet<_>>()
+            .len()
+    };
+    assert!(wait_until(Duration::from_secs(60), || distinct(&log) >= total / 4).await);
+    // The master of partition 0 (and of whatever else shares it) dies mid-run.
+    let cluster = tokio::task::spawn_blocking(move || {
+        let mut cluster = cluster;
+        cluster.fail_over_master_of("chaos:p0");
+        cluster
+    })
+    .await
+    .unwrap();
+    let all = wait_until(Duration::from_secs(90), || distinct(&log) == total).await;
+    for worker in workers {
+        worker.stop().await;
+    }
+    assert!(all, "{} of {total} steps handled", distinct(&log));
+    let handled: Vec<(u32, u32)> = log.lock().unwrap().iter().map(|h| (h.key, h.seq)).collect();
+    assert_in_order_per_key(&handled);
+    let echoes = tokio::task::spawn_blocking(move || cluster_echoes(&cluster, "chaos", PARTITIONS))
+        .await
+        .unwrap();
+    assert_exactly_once(&echoes, keys, seqs);
 }

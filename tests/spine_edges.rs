@@ -1,6 +1,6 @@
 //! Edges of the spine that the mutation check found untested: a retry addressed to an
-//! organ this spine does not have, a depth limit given as `Option<u32>`, and how far the
-//! run loop reads ahead of its handlings.
+//! organ this spine does not have, a depth limit given as `Option<u32>`, how far the run
+//! loop reads ahead of its handlings, and what runs when the step bound is reached.
 
 use necrostack::{organ, AnyEnvelope, Backend, DeadLetterReason, Envelope, Error, Event, Spine};
 use serde::{Deserialize, Serialize};
@@ -176,5 +176,47 @@ fn events_waiting_on_a_busy_key_fill_the_buffer_up_to_the_concurrency() {
         // One key: one in flight; the others wait in the buffer, which is filled a batch
         // at a time until it holds at least the concurrency (4): 1 + 2 + 2 = 5 buffered.
         assert_eq!(unpulled_while_blocked(true, 1).await, 100 - 1 - 5);
+    });
+}
+
+/// Counts its handlings; each takes a little while, so that several are in flight.
+struct Counted {
+    handled: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+#[organ(listens_to = Ping)]
+impl Counted {
+    async fn handle(&self, _: &Ping) -> Result<(), std::io::Error> {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        self.handled
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+#[test]
+fn events_pulled_before_the_step_bound_is_reached_still_run() {
+    runtime().block_on(async {
+        let handled = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let spine = Spine::builder()
+            .organ(Counted {
+                handled: std::sync::Arc::clone(&handled),
+            })
+            .concurrency(4)
+            .batch_size(4)
+            .max_steps(5)
+            .build()
+            .unwrap();
+        spine.emit_all((0..10).map(|n| Ping { n })).await.unwrap();
+        // Four start; while they run, the loop pulls two more: the fifth is counted as a
+        // step and waits in the buffer for a free slot, the sixth is past the bound and
+        // goes back to the backend. The run fails, but the fifth still runs.
+        let error = spine.run_until_idle().await.unwrap_err();
+        assert!(
+            matches!(error, Error::MaxStepsExceeded { max_steps: 5 }),
+            "{error}"
+        );
+        assert_eq!(handled.load(std::sync::atomic::Ordering::SeqCst), 5);
+        assert_eq!(spine.backend().len(), 5);
     });
 }

@@ -16,7 +16,7 @@ use necrostack::{organ, Backend, Envelope, RedisBackend, Spine};
 #[path = "partition_events.rs"]
 mod partition_events;
 
-use partition_events::{key_of, Echo, Step};
+use partition_events::{Echo, Step};
 
 struct Recorder {
     log: Mutex<std::fs::File>,
@@ -80,7 +80,6 @@ async fn run(
         .consumer(consumer)
         .partitions(partitions)
         .partition_lease(Duration::from_millis(lease_ms))
-        .partition_key_fn(key_of)
         .block_time(Duration::from_millis(200))
         .max_deliveries(50)
         .build()

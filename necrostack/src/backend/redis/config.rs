@@ -95,8 +95,6 @@ pub struct RedisConfig {
     pub(crate) tls_root_certificate: Option<Vec<u8>>,
     pub(crate) partitions: Option<u32>,
     pub(crate) partition_lease: Duration,
-    /// SHIM until events carry a partition key (`keys` branch): a test hook.
-    pub(crate) key_fn: Option<fn(&crate::envelope::AnyEnvelope) -> Option<u64>>,
 }
 
 impl RedisConfig {
@@ -242,7 +240,6 @@ impl RedisBackendBuilder {
                 tls_root_certificate: None,
                 partitions: None,
                 partition_lease: DEFAULT_PARTITION_LEASE,
-                key_fn: None,
             },
         }
     }
@@ -408,17 +405,6 @@ impl RedisBackendBuilder {
     /// renews it every third of this.
     pub fn partition_lease(mut self, lease: Duration) -> Self {
         self.config.partition_lease = lease;
-        self
-    }
-
-    /// SHIM, not part of the API: the partition key of an event, until events carry one
-    /// themselves (then this goes away). Used by the partition tests only.
-    #[doc(hidden)]
-    pub fn partition_key_fn(
-        mut self,
-        key: fn(&crate::envelope::AnyEnvelope) -> Option<u64>,
-    ) -> Self {
-        self.config.key_fn = Some(key);
         self
     }
 

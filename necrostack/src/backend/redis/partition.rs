@@ -3,36 +3,18 @@
 
 use super::config::RedisConfig;
 use crate::envelope::AnyEnvelope;
-
-// ---------------------------------------------------------------------------------------
-// SHIM (until the `keys` branch lands on main): events carry no partition key yet, so
-// every event is unkeyed and spreads by its id. Replace `partition_key` with
-// `AnyEnvelope::partition_key` and `partition_of` with `crate::partition::partition_of`.
-// ---------------------------------------------------------------------------------------
-
-/// SHIM: the event's partition key (always `None` until `keys` lands).
-fn partition_key(_envelope: &AnyEnvelope) -> Option<u64> {
-    None
-}
-
-/// SHIM: the partition of `key` among `partitions` (multiply-shift, uniform for a
-/// well-mixed key).
-fn partition_of(key: u64, partitions: u32) -> u32 {
-    ((u128::from(mix(key)) * u128::from(partitions)) >> 64) as u32
-}
+use crate::partition::partition_of;
 
 /// The partition `envelope` is stored in: by its partition key, or, for an unkeyed
 /// event, by its id (so unkeyed events spread evenly, and a retry of one event stays in
 /// its partition).
 pub(crate) fn partition_for(config: &RedisConfig, envelope: &AnyEnvelope) -> u32 {
     let partitions = config.partitions.unwrap_or(1).max(1);
-    let explicit = config.key_fn.and_then(|key| key(envelope));
-    let key = explicit
-        .or_else(|| partition_key(envelope))
-        .unwrap_or_else(|| {
-            let id = envelope.id().as_u128();
-            (id as u64) ^ ((id >> 64) as u64)
-        });
+    let key = envelope.partition_key().unwrap_or_else(|| {
+        // The id's bits, mixed: a UUID v7 starts with a timestamp.
+        let id = envelope.id().as_u128();
+        mix((id as u64) ^ ((id >> 64) as u64))
+    });
     partition_of(key, partitions)
 }
 
@@ -152,13 +134,41 @@ mod tests {
         }
     }
 
+    /// An envelope as it comes off the wire, with `key` as its partition key.
+    fn envelope(key: Option<u64>) -> AnyEnvelope {
+        let id = uuid::Uuid::now_v7();
+        let key = key.map_or_else(String::new, |k| format!(r#","key":{k}"#));
+        let json = format!(
+            r#"{{"id":"{id}","timestamp":"2024-07-01T00:00:00Z","event_type":"test.Probe","payload":{{}},"correlation_id":"{id}","causation_id":null,"depth":0{key}}}"#
+        );
+        AnyEnvelope::from_json(json.as_bytes()).unwrap()
+    }
+
+    fn config(partitions: u32) -> RedisConfig {
+        crate::RedisBackend::builder("redis://127.0.0.1")
+            .partitions(partitions)
+            .config()
+            .clone()
+    }
+
     #[test]
-    fn partitions_spread_over_all_partitions() {
+    fn unkeyed_events_spread_over_all_partitions() {
+        let config = config(16);
         let mut seen = [0u32; 16];
-        for key in 0..1600u64 {
-            seen[partition_of(key, 16) as usize] += 1;
+        for _ in 0..1600 {
+            seen[partition_for(&config, &envelope(None)) as usize] += 1;
         }
         assert!(seen.iter().all(|&n| n > 50), "{seen:?}");
-        assert_eq!(partition_of(u64::MAX, 1), 0);
+    }
+
+    #[test]
+    fn keyed_events_go_to_the_partition_of_their_key() {
+        let config = config(16);
+        for key in [0, 7, u64::MAX] {
+            let expected = partition_of(key, 16);
+            for _ in 0..20 {
+                assert_eq!(partition_for(&config, &envelope(Some(key))), expected);
+            }
+        }
     }
 }

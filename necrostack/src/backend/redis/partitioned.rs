@@ -191,9 +191,11 @@ impl Parts {
             // Scheduled events due (or about to be) are moved into the stream soon: an
             // empty answer now would let a run until idle miss them between its empty
             // pull and its look at the schedule.
+            // (A second of slack: the caller looks at the schedule some time after this
+            // answer, and the mover must not have emptied it into the stream meanwhile.)
             let soon = chrono::Utc::now().timestamp_millis()
                 + i64::try_from(main.config.schedule_interval.as_millis()).unwrap_or(i64::MAX)
-                + 100;
+                + 1000;
             let due = lane_core
                 .command("ZRANGEBYSCORE", |c| {
                     c.arg(&lane.keys.scheduled)

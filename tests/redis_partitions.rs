@@ -9,6 +9,7 @@ mod redis_server;
 mod partition_events;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::Write as _;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -891,14 +892,55 @@ async fn on_a_cluster_order_and_outputs_survive_a_master_failover() {
     .await
     .unwrap();
     let all = wait_until(Duration::from_secs(90), || distinct(&log) == total).await;
+    // A completion lost in the failover is handled again: wait for every output, not
+    // only for every step to have been handled once.
+    let cluster = Arc::new(cluster);
+    let outputs = wait_until(Duration::from_secs(60), || {
+        let cluster = Arc::clone(&cluster);
+        let echoes = futures_lite_block(async move {
+            tokio::task::spawn_blocking(move || cluster_echoes(&cluster, "chaos", PARTITIONS))
+                .await
+                .unwrap()
+        });
+        echoes.into_iter().collect::<HashSet<_>>().len() == total
+    })
+    .await;
     for worker in workers {
         worker.stop().await;
     }
     assert!(all, "{} of {total} steps handled", distinct(&log));
+    assert!(outputs, "every step's output reached the streams");
     let handled: Vec<(u32, u32)> = log.lock().unwrap().iter().map(|h| (h.key, h.seq)).collect();
     assert_in_order_per_key(&handled);
     let echoes = tokio::task::spawn_blocking(move || cluster_echoes(&cluster, "chaos", PARTITIONS))
         .await
         .unwrap();
-    assert_exactly_once(&echoes, keys, seqs);
+    // Every output is there (checked above). Redis replicates asynchronously: a completion the killed
+    // master acknowledged in its last moments (after the replica's last sync) is lost
+    // with it and handled again, while its output, already forwarded to another master,
+    // stays. So an output may appear twice, but only for a step that was handled twice.
+    let mut counts: HashMap<(u32, u32), usize> = HashMap::new();
+    for echo in &echoes {
+        *counts.entry(*echo).or_insert(0) += 1;
+    }
+    let mut handlings: HashMap<(u32, u32), usize> = HashMap::new();
+    for step in &handled {
+        *handlings.entry(*step).or_insert(0) += 1;
+    }
+    for key in 0..keys {
+        for seq in 0..seqs {
+            let outputs = counts.get(&(key, seq)).copied().unwrap_or(0);
+            let times = handlings.get(&(key, seq)).copied().unwrap_or(0);
+            assert!(
+                outputs == 1 || (outputs > 1 && outputs <= times),
+                "step ({key}, {seq}): {outputs} outputs for {times} handlings"
+            );
+        }
+    }
+    let duplicated = counts.values().filter(|&&n| n > 1).count();
+    let _ = writeln!(
+        std::io::stderr(),
+        "partitions on a cluster failover: {} outputs, {duplicated} steps with a second output",
+        echoes.len()
+    );
 }

@@ -1,9 +1,11 @@
-//! A worker process for the partition tests (`tests/redis_partitions.rs`), which pause it
-//! with SIGSTOP or kill it with SIGKILL while it owns partitions.
+//! A worker process for the partition tests (`tests/redis_partitions.rs`,
+//! `tests/redis_partition_chaos.rs`), which pause it with SIGSTOP or kill it with SIGKILL
+//! while it owns partitions.
 //!
-//! Usage: `necrostack-partition-worker URL STREAM CONSUMER LOG PARTITIONS LEASE_MS`. It
-//! handles `parts.Step` events: appends `begin KEY SEQ ATTEMPT` to LOG before each
-//! handling (so the log shows handlings a kill cut off), works 20 ms, and emits one
+//! Usage: `necrostack-partition-worker URL STREAM CONSUMER LOG PARTITIONS LEASE_MS
+//! [WORK_MS]`. It handles `parts.Step` events: appends `begin KEY SEQ ATTEMPT UNIX_NANOS`
+//! to LOG before each handling (so the log shows handlings a kill cut off, and the logs
+//! of several workers merge in time order), works WORK_MS (default 20) ms, and emits one
 //! `parts.Echo`. On SIGTERM it drains, closes the backend, appends
 //! `metrics FENCED TAKEOVERS` and exits 0.
 
@@ -20,6 +22,7 @@ use partition_events::{Echo, Step};
 
 struct Recorder {
     log: Mutex<std::fs::File>,
+    work: Duration,
 }
 
 impl Recorder {
@@ -33,12 +36,15 @@ impl Recorder {
 impl Recorder {
     async fn handle(&self, step: &Envelope<Step>) -> Result<Echo, std::io::Error> {
         self.write(&format!(
-            "begin {} {} {}\n",
+            "begin {} {} {} {}\n",
             step.key,
             step.seq,
-            step.attempt()
+            step.attempt(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |since| since.as_nanos())
         ))?;
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(self.work).await;
         Ok(Echo {
             key: step.key,
             seq: step.seq,
@@ -49,15 +55,22 @@ impl Recorder {
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let [_, url, stream, consumer, log, partitions, lease_ms] = args.as_slice() else {
-        eprintln!("usage: necrostack-partition-worker URL STREAM CONSUMER LOG PARTITIONS LEASE_MS");
+    let (args, work_ms) = match args.as_slice() {
+        [rest @ .., work] if rest.len() == 7 => (rest, work.as_str()),
+        all => (all, "20"),
+    };
+    let [_, url, stream, consumer, log, partitions, lease_ms] = args else {
+        eprintln!("usage: necrostack-partition-worker URL STREAM CONSUMER LOG PARTITIONS LEASE_MS [WORK_MS]");
         std::process::exit(2);
     };
-    let (Ok(partitions), Ok(lease_ms)) = (partitions.parse(), lease_ms.parse()) else {
-        eprintln!("PARTITIONS and LEASE_MS must be numbers");
+    let (Ok(partitions), Ok(lease_ms), Ok(work_ms)) =
+        (partitions.parse(), lease_ms.parse(), work_ms.parse())
+    else {
+        eprintln!("PARTITIONS, LEASE_MS and WORK_MS must be numbers");
         std::process::exit(2);
     };
-    if let Err(error) = run(url, stream, consumer, log, partitions, lease_ms).await {
+    let work = Duration::from_millis(work_ms);
+    if let Err(error) = run(url, stream, consumer, log, (partitions, lease_ms), work).await {
         eprintln!("partition worker {consumer}: {error}");
         std::process::exit(1);
     }
@@ -68,8 +81,8 @@ async fn run(
     stream: &str,
     consumer: &str,
     log: &str,
-    partitions: u32,
-    lease_ms: u64,
+    (partitions, lease_ms): (u32, u64),
+    work: Duration,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let file = std::fs::OpenOptions::new()
         .create(true)
@@ -86,6 +99,7 @@ async fn run(
         .await?;
     let recorder = Recorder {
         log: Mutex::new(file),
+        work,
     };
     let spine = Spine::builder()
         .organ(recorder)

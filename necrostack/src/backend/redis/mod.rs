@@ -38,6 +38,7 @@
 //! See the crate README ("Running on Redis") for the guarantees in plain words.
 
 mod admin;
+mod batcher;
 mod complete;
 mod config;
 mod connection;

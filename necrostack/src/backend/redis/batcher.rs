@@ -7,8 +7,9 @@
 //! completions queue here, and one task at a time sends what is queued in one call of a
 //! script that completes each entry on its own and answers one result per entry.
 //!
-//! There is no timer: a completion that finds nothing in flight goes at once (alone, with
-//! the plain completion script), so one event at a time waits no longer than before.
+//! There is no timer: a completion that finds nothing in flight goes at once, sent by its
+//! caller (alone, with the plain completion script), so one event at a time waits no
+//! longer than before.
 //! Completions that arrive while a call is in flight go together in the next call (at
 //! most [`MAX_ENTRIES`] entries, about [`MAX_BYTES`] of arguments).
 //!
@@ -151,6 +152,12 @@ impl Batcher {
     /// runs; the task (not the caller) sends the call, so a caller that stops waiting
     /// does not hold back the completions batched with its own.
     pub(crate) async fn complete(core: &Arc<Core>, args: CompleteArgs) -> Outcome {
+        if core.batcher.lead() {
+            // Nothing queued or in flight (one event at a time, typically): sent from
+            // here, without the hop through a task; what queues meanwhile waits for it.
+            let _lead = Lead(core);
+            return core.run_complete(&args).await;
+        }
         let (done, result) = oneshot::channel();
         let start = {
             let mut state = core.batcher.state();
@@ -167,6 +174,17 @@ impl Batcher {
                 message: "the completion was abandoned: the runtime is shutting down".to_owned(),
             })
         })
+    }
+
+    /// Whether the caller may send its completion itself: nothing is queued or in
+    /// flight. Then it is in flight until its [`Lead`] drops.
+    fn lead(&self) -> bool {
+        let mut state = self.state();
+        if state.flushing || !state.queue.is_empty() {
+            return false;
+        }
+        state.flushing = true;
+        true
     }
 
     /// Takes the next call's worth of queued completions; `None` (and not flushing any
@@ -188,6 +206,29 @@ impl Batcher {
             jobs.extend(state.queue.pop_front());
         }
         Some(jobs)
+    }
+}
+
+/// A completion sent by its caller. When it is done (or the caller stops waiting), the
+/// completions queued behind it are handed to a flush task.
+struct Lead<'a>(&'a Arc<Core>);
+
+impl Drop for Lead<'_> {
+    fn drop(&mut self) {
+        let mut state = self.0.batcher.state();
+        if state.queue.is_empty() {
+            state.flushing = false;
+            return;
+        }
+        match tokio::runtime::Handle::try_current() {
+            // Still flushing: the task takes over.
+            Ok(runtime) => drop(runtime.spawn(flush(Arc::clone(self.0)))),
+            // No runtime any more: the queued callers are answered with an error.
+            Err(_) => {
+                state.flushing = false;
+                state.queue.clear();
+            }
+        }
     }
 }
 

@@ -4,7 +4,15 @@
 //! cargo bench --bench throughput                 # readable table
 //! cargo bench --bench throughput -- --json       # one JSON object per line
 //! cargo bench --bench throughput -- chain        # only workloads whose name matches
+//! cargo bench --bench throughput -- --runs 1     # one run each instead of three
 //! ```
+//!
+//! Each workload runs three times (`--runs N`), interleaved: every selected workload once,
+//! then every one again, and so on, so that a burst of load from another process on a
+//! shared machine hits one run of several workloads rather than every run of one. A row
+//! reports the median run (events/s, baseline/s and the ratio each the median of the
+//! runs), with `min`/`max` of events/s and `baseline_min`/`baseline_max` in the JSON; its
+//! peak RSS is the highest of the runs.
 //!
 //! Each workload runs in its own child process (this binary, re-executed with
 //! `--child BACKEND WORKLOAD`), so that its peak RSS (`VmHWM` from `/proc/self/status`)
@@ -39,6 +47,9 @@ struct Measurement {
     workload: String,
     backend: String,
     workers: u32,
+    /// `default` (the spine and backend as a user starts them) or `recommended` (the
+    /// README's settings for throughput: concurrency 256, batch 256).
+    settings: String,
     events: u64,
     seconds: f64,
     events_per_sec: f64,
@@ -46,6 +57,18 @@ struct Measurement {
     baseline_per_sec: f64,
     ratio: f64,
     peak_rss_mb: f64,
+    /// Runs the row summarises, and the slowest and fastest of them (events/s); absent
+    /// in a child's single measurement.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    runs: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    min: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    max: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    baseline_min: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    baseline_max: Option<f64>,
     /// Per-hop latency percentiles, for the Redis and NATS chains only.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     p50_hop_us: Option<f64>,
@@ -67,28 +90,38 @@ struct Timed {
     p99_hop_us: Option<f64>,
 }
 
-/// Every workload, in the order they run: (backend, workload, worker spines).
-const WORKLOADS: &[(&str, &str, u32)] = &[
-    ("memory", "chain", 1),
-    ("memory", "pipeline", 1),
-    ("memory", "fanout", 1),
-    ("redis", "chain", 1),
-    ("redis", "pipeline", 1),
-    ("redis", "pipeline", 2),
-    ("redis", "fanout", 1),
-    ("nats", "chain", 1),
-    ("nats", "pipeline", 1),
-    ("nats", "pipeline", 2),
-    ("nats", "fanout", 1),
+/// Every workload, in the order they run: (backend, workload, worker spines, settings).
+const WORKLOADS: &[(&str, &str, u32, &str)] = &[
+    ("memory", "chain", 1, DEFAULT),
+    ("memory", "pipeline", 1, DEFAULT),
+    ("memory", "fanout", 1, DEFAULT),
+    ("redis", "chain", 1, DEFAULT),
+    ("redis", "pipeline", 1, RECOMMENDED),
+    ("redis", "pipeline", 1, DEFAULT),
+    ("redis", "pipeline", 2, RECOMMENDED),
+    ("redis", "fanout", 1, RECOMMENDED),
+    ("redis", "produce", 1, DEFAULT),
+    ("nats", "chain", 1, DEFAULT),
+    ("nats", "pipeline", 1, RECOMMENDED),
+    ("nats", "pipeline", 2, RECOMMENDED),
+    ("nats", "fanout", 1, RECOMMENDED),
 ];
+
+/// The spine and backend as built with no settings beyond the backend's address.
+const DEFAULT: &str = "default";
+/// The README's settings for throughput: `.concurrency(256).batch_size(256)`.
+const RECOMMENDED: &str = "recommended";
+/// Runs of each workload unless `--runs N` says otherwise.
+const RUNS: usize = 3;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if let Some(at) = args.iter().position(|a| a == "--child") {
-        let usage = "--child BACKEND WORKLOAD WORKERS";
+        let usage = "--child BACKEND WORKLOAD WORKERS SETTINGS";
         let backend = args.get(at + 1).expect(usage);
         let workload = args.get(at + 2).expect(usage);
         let workers: u32 = args.get(at + 3).and_then(|w| w.parse().ok()).expect(usage);
+        let settings = args.get(at + 4).expect(usage);
         // Hidden: `--scale F` shrinks the workload, for profiling under valgrind.
         let scale = args
             .iter()
@@ -96,23 +129,34 @@ fn main() {
             .and_then(|at| args.get(at + 1))
             .and_then(|f| f.parse().ok())
             .unwrap_or(1.0);
-        child(backend, workload, workers, scale);
+        child(backend, workload, workers, settings, scale);
         return;
     }
     let json = args.iter().any(|a| a == "--json");
-    // `cargo bench` passes `--bench`; other flags are ignored, plain words filter.
+    let runs_at = args.iter().position(|a| a == "--runs");
+    let runs = match runs_at.map(|at| args.get(at + 1).and_then(|n| n.parse::<usize>().ok())) {
+        None => RUNS,
+        Some(Some(n)) if n > 0 => n,
+        Some(_) => {
+            eprintln!("--runs takes a positive number");
+            std::process::exit(2);
+        }
+    };
+    // `cargo bench` passes `--bench`; other flags are ignored, plain words filter (a
+    // workload runs when any word is part of its backend, workload or settings name).
     let filters: Vec<&str> = args
         .iter()
-        .filter(|a| !a.starts_with("--"))
-        .map(String::as_str)
+        .enumerate()
+        .filter(|&(i, a)| !a.starts_with("--") && runs_at.is_none_or(|at| i != at + 1))
+        .map(|(_, a)| a.as_str())
         .collect();
     let selected: Vec<_> = WORKLOADS
         .iter()
-        .filter(|(backend, workload, _)| {
+        .filter(|(backend, workload, _, settings)| {
             filters.is_empty()
                 || filters
                     .iter()
-                    .any(|f| workload.contains(f) || backend.contains(f))
+                    .any(|f| workload.contains(f) || backend.contains(f) || settings.contains(f))
         })
         .collect();
     // One Redis server for every Redis workload (each uses streams of its own): the one
@@ -147,40 +191,93 @@ fn main() {
     if !json {
         print_header();
     }
-    let mut failed = false;
-    let mut any_unreset = false;
-    for &&(backend, workload, workers) in &selected {
-        if (backend == "redis" && redis_url.is_none()) || (backend == "nats" && nats_url.is_none())
-        {
-            continue;
-        }
-        let urls = Urls {
-            redis: redis_url.as_deref(),
-            nats: nats_url.as_deref(),
-        };
-        match run_child(backend, workload, workers, urls) {
-            Ok(results) => {
-                for m in results {
-                    any_unreset |= m.peak_includes_baseline;
-                    if json {
-                        println!("{}", serde_json::to_string(&m).expect("serializable"));
-                    } else {
-                        print_row(&m);
-                    }
+    let urls = Urls {
+        redis: redis_url.as_deref(),
+        nats: nats_url.as_deref(),
+    };
+    let runnable: Vec<_> = selected
+        .into_iter()
+        .filter(|(backend, ..)| {
+            (*backend != "redis" || urls.redis.is_some())
+                && (*backend != "nats" || urls.nats.is_some())
+        })
+        .collect();
+    // Interleaved: run 1 of every workload, then run 2 of every workload, ...
+    let mut results: Vec<Vec<Measurement>> = vec![Vec::new(); runnable.len()];
+    let mut failed = vec![false; runnable.len()];
+    for _ in 0..runs {
+        for (at, &&(backend, workload, workers, settings)) in runnable.iter().enumerate() {
+            if failed[at] {
+                continue;
+            }
+            match run_child(backend, workload, workers, settings, urls) {
+                Ok(measured) => results[at].extend(measured),
+                Err(error) => {
+                    eprintln!("{backend} {workload} ({settings}): {error}");
+                    failed[at] = true;
                 }
             }
-            Err(error) => {
-                eprintln!("{backend} {workload}: {error}");
-                failed = true;
-            }
+        }
+    }
+    let mut any_unreset = false;
+    for (measured, _) in results.iter().zip(&failed).filter(|(_, failed)| !**failed) {
+        let Some(m) = summarise(measured) else {
+            continue;
+        };
+        any_unreset |= m.peak_includes_baseline;
+        if json {
+            println!("{}", serde_json::to_string(&m).expect("serializable"));
+        } else {
+            print_row(&m);
         }
     }
     if !json {
         print_machine(any_unreset);
     }
-    if failed {
+    if failed.iter().any(|f| *f) {
         std::process::exit(1);
     }
+}
+
+/// The median of `values` (the mean of the middle two for an even count).
+fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let mid = sorted.len() / 2;
+    if sorted.len().is_multiple_of(2) {
+        (sorted[mid - 1] + sorted[mid]) / 2.0
+    } else {
+        sorted[mid]
+    }
+}
+
+/// One row for the runs of a workload: medians of events/s, baseline/s, ratio, seconds
+/// and latencies; min and max of events/s and baseline/s; the highest peak RSS.
+fn summarise(runs: &[Measurement]) -> Option<Measurement> {
+    let first = runs.first()?;
+    let of = |f: fn(&Measurement) -> f64| runs.iter().map(f).collect::<Vec<_>>();
+    let opt = |f: fn(&Measurement) -> Option<f64>| {
+        let values: Vec<f64> = runs.iter().filter_map(f).collect();
+        (!values.is_empty()).then(|| median(&values))
+    };
+    let rates = of(|m| m.events_per_sec);
+    let baselines = of(|m| m.baseline_per_sec);
+    Some(Measurement {
+        seconds: median(&of(|m| m.seconds)),
+        events_per_sec: median(&rates),
+        baseline_per_sec: median(&baselines),
+        ratio: median(&of(|m| m.ratio)),
+        peak_rss_mb: of(|m| m.peak_rss_mb).into_iter().fold(0.0, f64::max),
+        runs: Some(runs.len()),
+        min: rates.iter().copied().reduce(f64::min),
+        max: rates.iter().copied().reduce(f64::max),
+        baseline_min: baselines.iter().copied().reduce(f64::min),
+        baseline_max: baselines.iter().copied().reduce(f64::max),
+        p50_hop_us: opt(|m| m.p50_hop_us),
+        p99_hop_us: opt(|m| m.p99_hop_us),
+        peak_includes_baseline: runs.iter().any(|m| m.peak_includes_baseline),
+        ..first.clone()
+    })
 }
 
 /// The servers' URLs, passed to the child processes.
@@ -195,6 +292,7 @@ fn run_child(
     backend: &str,
     workload: &str,
     workers: u32,
+    settings: &str,
     urls: Urls<'_>,
 ) -> Result<Vec<Measurement>, String> {
     let exe = std::env::current_exe().map_err(|e| format!("cannot find the bench binary: {e}"))?;
@@ -206,7 +304,7 @@ fn run_child(
         command.env(nats::URL_ENV, url);
     }
     let output = command
-        .args(["--child", backend, workload, &workers.to_string()])
+        .args(["--child", backend, workload, &workers.to_string(), settings])
         .stderr(std::process::Stdio::inherit())
         .output()
         .map_err(|e| format!("cannot start the child process: {e}"))?;
@@ -222,7 +320,7 @@ fn run_child(
 }
 
 /// In the child: run the workload(s) named and print one JSON line per measurement.
-fn child(backend: &str, workload: &str, workers: u32, scale: f64) {
+fn child(backend: &str, workload: &str, workers: u32, settings: &str, scale: f64) {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -233,9 +331,10 @@ fn child(backend: &str, workload: &str, workers: u32, scale: f64) {
         // On a worker thread of the runtime, as under `#[tokio::main]`, so that waking up
         // after a round trip does not cross from a worker to the main thread.
         "redis" => {
-            let (workload, scale) = (workload.to_owned(), scale);
-            let run = runtime
-                .spawn(async move { redis::run(&workload, workers, scale, reset_peak_rss).await });
+            let (workload, settings) = (workload.to_owned(), settings.to_owned());
+            let run = runtime.spawn(async move {
+                redis::run(&workload, workers, &settings, scale, reset_peak_rss).await
+            });
             vec![runtime.block_on(run).expect("the Redis workload task")]
         }
         "nats" => {
@@ -247,12 +346,12 @@ fn child(backend: &str, workload: &str, workers: u32, scale: f64) {
         other => panic!("unknown backend {other}"),
     };
     for timed in timings {
-        let m = measurement(backend, workload, timed);
+        let m = measurement(backend, workload, settings, timed);
         println!("{}", serde_json::to_string(&m).expect("serializable"));
     }
 }
 
-fn measurement(backend: &str, workload: &str, t: Timed) -> Measurement {
+fn measurement(backend: &str, workload: &str, settings: &str, t: Timed) -> Measurement {
     let seconds = t.elapsed.as_secs_f64();
     let events_per_sec = t.events as f64 / seconds;
     let (peak_rss_mb, reset) = peak_rss_mb();
@@ -260,6 +359,7 @@ fn measurement(backend: &str, workload: &str, t: Timed) -> Measurement {
         workload: workload.to_owned(),
         backend: backend.to_owned(),
         workers: t.workers,
+        settings: settings.to_owned(),
         events: t.events,
         seconds,
         events_per_sec,
@@ -267,6 +367,11 @@ fn measurement(backend: &str, workload: &str, t: Timed) -> Measurement {
         baseline_per_sec: t.baseline_per_sec,
         ratio: events_per_sec / t.baseline_per_sec,
         peak_rss_mb,
+        runs: None,
+        min: None,
+        max: None,
+        baseline_min: None,
+        baseline_max: None,
         p50_hop_us: t.p50_hop_us,
         p99_hop_us: t.p99_hop_us,
         peak_includes_baseline: !reset,
@@ -304,10 +409,11 @@ fn peak_rss_mb() -> (f64, bool) {
 
 fn print_header() {
     println!(
-        "{:<10} {:<7} {:>7} {:>10} {:>8} {:>12} {:<28} {:>12} {:>6} {:>9}",
+        "{:<10} {:<7} {:>7} {:<11} {:>10} {:>8} {:>12} {:<28} {:>12} {:>6} {:>9}",
         "workload",
         "backend",
         "workers",
+        "settings",
         "events",
         "seconds",
         "events/s",
@@ -320,10 +426,11 @@ fn print_header() {
 
 fn print_row(m: &Measurement) {
     println!(
-        "{:<10} {:<7} {:>7} {:>10} {:>8.3} {:>12.0} {:<28} {:>12.0} {:>6.3} {:>8.1}{}",
+        "{:<10} {:<7} {:>7} {:<11} {:>10} {:>8.3} {:>12.0} {:<28} {:>12.0} {:>6.3} {:>8.1}{}",
         m.workload,
         m.backend,
         m.workers,
+        m.settings,
         m.events,
         m.seconds,
         m.events_per_sec,
@@ -333,6 +440,11 @@ fn print_row(m: &Measurement) {
         m.peak_rss_mb,
         if m.peak_includes_baseline { "*" } else { "" }
     );
+    if let (Some(runs), Some(min), Some(max)) = (m.runs, m.min, m.max) {
+        if runs > 1 {
+            println!("{:<10} {runs} runs: {min:.0} to {max:.0} events/s", "");
+        }
+    }
     if let (Some(p50), Some(p99)) = (m.p50_hop_us, m.p99_hop_us) {
         println!(
             "{:<10} per-hop latency: p50 {p50:.0} µs, p99 {p99:.0} µs",

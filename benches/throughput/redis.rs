@@ -1,16 +1,27 @@
-//! The Redis workloads and their baseline: raw redis-rs `XADD` of the same JSON entries
-//! the workload writes, pipelined in batches of 64 on one connection. That is about the
-//! fastest way to put those events into a stream, before anyone reads or acknowledges
-//! them, so the ratio says what share of raw write speed the whole framework keeps.
+//! The Redis workloads and their baselines.
+//!
+//! The consuming workloads (`chain`, `pipeline`, `fanout`) are measured against a raw
+//! redis-rs consumer doing the same work, with none of the framework: one connection,
+//! `XREADGROUP COUNT 256` of the same pre-loaded JSON entries, and for each entry what
+//! the workload writes (its output `XADD`s, decoded and encoded with the same envelope
+//! JSON) and its `XACK`, sent in one pipeline together with the next read, no Lua. That
+//! is about the fastest correct at-least-once consumer one can write by hand (though
+//! its acknowledgement and output are not atomic), so the ratio says what share of it the
+//! framework keeps. The `produce` workload (64 tasks calling `Spine::emit`) is measured
+//! against raw `XADD`s of the same entries, pipelined in batches of 64.
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use necrostack::backend::redis::ENVELOPE_FIELD;
-use necrostack::{organ, Envelope, Event, RedisBackend, Spine};
+use necrostack::{organ, AnyEnvelope, Envelope, Event, RedisBackend, Spine};
+use redis::Value;
 
-use super::memory::{bill, order, price, validate, Omen, Record, Tick, Watcher, FANOUT_ORGANS};
+use super::memory::{
+    bill, order, price, validate, Omen, OrderBilled, OrderPlaced, OrderPriced, OrderValidated,
+    Record, Tick, Watcher, FANOUT_ORGANS,
+};
 use super::Timed;
 
 /// Hops in the chain.
@@ -19,46 +30,87 @@ pub const CHAIN_N: u64 = 20_000;
 pub const PIPELINE_N: u64 = 50_000;
 /// Events in the fan-out.
 pub const FANOUT_N: u64 = 50_000;
-/// Events handled at once by one spine in the pipeline and fan-out workloads: with one
+/// Events emitted in the `produce` workload, by [`PRODUCERS`] tasks.
+pub const PRODUCE_N: u64 = 64_000;
+/// Tasks emitting at once in the `produce` workload.
+pub const PRODUCERS: u64 = 64;
+/// Events handled at once by one spine with the README's recommended settings: with one
 /// at a time, every event waits a full round trip for its acknowledgement; with many,
-/// the acknowledgements of the ones in flight share round trips (the client pipelines
-/// them on one connection). Measured on the 2-core machine: 64 gave ~90 000 events/s,
-/// 256 ~120 000, more did not help.
+/// the acknowledgements of the ones in flight share round trips.
 pub const CONCURRENCY: usize = 256;
-/// Entries read per `XREADGROUP` in those workloads (the spine's default is 64).
+/// Entries read per `XREADGROUP` with the recommended settings (the spine's default is 64).
 pub const BATCH_SIZE: usize = 256;
-/// Entries per pipelined batch in the baseline.
-const BASELINE_BATCH: usize = 64;
+/// Entries per pipelined batch in the `XADD` baseline.
+const XADD_BATCH: usize = 64;
+/// Entries per `XREADGROUP` in the raw consumer baseline.
+const READ_COUNT: usize = 256;
 /// Where the harness passes the server's URL to the child processes.
 pub const URL_ENV: &str = "NECROSTACK_BENCH_REDIS_URL";
 
-const BASELINE: &str = "redis_xadd_pipelined_64";
+const CONSUMER_BASELINE: &str = "redis_raw_consumer_256";
+const XADD_BASELINE: &str = "redis_xadd_pipelined_64";
 
 /// Runs the named workload after its baseline; `reset_peak` is called between the two.
-pub async fn run(workload: &str, workers: u32, scale: f64, reset_peak: fn()) -> Timed {
+/// `settings` is `default` or `recommended`.
+pub async fn run(
+    workload: &str,
+    workers: u32,
+    settings: &str,
+    scale: f64,
+    reset_peak: fn(),
+) -> Timed {
     let url = std::env::var(URL_ENV).expect("the harness passes the Redis URL");
     let scaled = |n: u64| ((n as f64 * scale) as u64).max(1);
-    let stream = format!("bench:{workload}:{workers}:{}", std::process::id());
+    let stream = format!(
+        "bench:{workload}:{workers}:{settings}:{}",
+        std::process::id()
+    );
+    let recommended = match settings {
+        "default" => false,
+        "recommended" => true,
+        other => panic!("unknown settings {other}"),
+    };
     let timed = match workload {
         "chain" => {
             let n = scaled(CHAIN_N);
-            let entries = (0..n).map(|n| json(Envelope::new(Tick { n }))).collect();
-            let baseline = xadd_baseline(&url, &stream, entries).await;
+            let first = vec![json(Envelope::new(Tick { n: 0 }))];
+            let baseline = consumer_baseline(&url, &stream, first, n, |entry| {
+                let tick = decoded::<Tick>(entry);
+                let next = tick.n + 1;
+                if next < n {
+                    vec![json(Envelope::new(Tick { n: next }))]
+                } else {
+                    Vec::new()
+                }
+            })
+            .await;
             reset_peak();
             chain(&url, &stream, n, baseline).await
         }
         "pipeline" => {
             let n = scaled(PIPELINE_N);
-            let baseline = xadd_baseline(&url, &stream, pipeline_entries(n)).await;
+            let inputs = (0..n).map(|n| json(Envelope::new(order(n)))).collect();
+            let baseline = consumer_baseline(&url, &stream, inputs, 4 * n, pipeline_step).await;
             reset_peak();
-            pipeline(&url, &stream, n, workers, baseline).await
+            pipeline(&url, &stream, n, workers, recommended, baseline).await
         }
         "fanout" => {
             let n = scaled(FANOUT_N);
             let entries = (0..n).map(|n| json(Envelope::new(Omen { n }))).collect();
-            let baseline = xadd_baseline(&url, &stream, entries).await;
+            let baseline = consumer_baseline(&url, &stream, entries, n, |entry| {
+                let _omen = decoded::<Omen>(entry);
+                Vec::new()
+            })
+            .await;
             reset_peak();
             fanout(&url, &stream, n, baseline).await
+        }
+        "produce" => {
+            let n = scaled(PRODUCE_N);
+            let entries = (0..n).map(|n| json(Envelope::new(order(n)))).collect();
+            let baseline = xadd_baseline(&url, &stream, entries).await;
+            reset_peak();
+            produce(&url, &stream, n, baseline).await
         }
         other => panic!("unknown redis workload {other}"),
     };
@@ -70,44 +122,77 @@ fn json<E: Event>(envelope: Envelope<E>) -> Vec<u8> {
     envelope.to_json().expect("bench events encode")
 }
 
-/// The JSON of every event the pipeline writes: each order at its four stages.
-fn pipeline_entries(n: u64) -> Vec<Vec<u8>> {
-    let mut entries = Vec::with_capacity(4 * n as usize);
-    for placed in (0..n).map(order) {
-        let validated = validate::handle(&placed).expect("bench orders are valid");
-        let priced = price::handle(&validated);
-        let billed = bill::handle(&priced);
-        entries.push(json(Envelope::new(placed)));
-        entries.push(json(Envelope::new(validated)));
-        entries.push(json(Envelope::new(priced)));
-        entries.push(json(Envelope::new(billed)));
-    }
-    entries
+/// The payload of an entry's envelope JSON, decoded as `E`.
+fn decoded<E: Event>(entry: &[u8]) -> E {
+    AnyEnvelope::from_json(entry)
+        .and_then(AnyEnvelope::decode::<E>)
+        .expect("bench entries decode")
+        .into_payload()
 }
 
-/// Entries per second written with pipelined `XADD`s on one connection.
-async fn xadd_baseline(url: &str, stream: &str, entries: Vec<Vec<u8>>) -> f64 {
-    let key = format!("{stream}:baseline");
-    let client = redis::Client::open(url).expect("valid Redis URL");
-    let mut connection = client
+/// What the pipeline's organs write for one entry: the next stage of the order.
+fn pipeline_step(entry: &[u8]) -> Vec<Vec<u8>> {
+    let envelope = AnyEnvelope::from_json(entry).expect("bench entries decode");
+    let next = match envelope.event_type() {
+        OrderPlaced::NAME => {
+            let placed = envelope.decode::<OrderPlaced>().expect("an order");
+            let validated = validate::handle(placed.payload()).expect("bench orders are valid");
+            json(Envelope::new(validated))
+        }
+        OrderValidated::NAME => {
+            let validated = envelope.decode::<OrderValidated>().expect("an order");
+            json(Envelope::new(price::handle(validated.payload())))
+        }
+        OrderPriced::NAME => {
+            let priced = envelope.decode::<OrderPriced>().expect("an order");
+            json(Envelope::new(bill::handle(priced.payload())))
+        }
+        OrderBilled::NAME => {
+            let _billed = envelope.decode::<OrderBilled>().expect("an order");
+            return Vec::new();
+        }
+        other => panic!("unexpected event type {other}"),
+    };
+    vec![next]
+}
+
+async fn connect(url: &str) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(url)
+        .expect("valid Redis URL")
         .get_multiplexed_async_connection()
         .await
-        .expect("connect to Redis");
-    let start = Instant::now();
-    for batch in entries.chunks(BASELINE_BATCH) {
+        .expect("connect to Redis")
+}
+
+/// Appends `entries` to `key` with pipelined `XADD`s, `batch` per round trip.
+async fn xadd_all(
+    connection: &mut redis::aio::MultiplexedConnection,
+    key: &str,
+    entries: &[Vec<u8>],
+    batch: usize,
+) {
+    for chunk in entries.chunks(batch) {
         let mut pipe = redis::pipe();
-        for entry in batch {
+        for entry in chunk {
             pipe.cmd("XADD")
-                .arg(&key)
+                .arg(key)
                 .arg("*")
                 .arg(ENVELOPE_FIELD)
                 .arg(entry)
                 .ignore();
         }
-        pipe.query_async::<()>(&mut connection)
+        pipe.query_async::<()>(connection)
             .await
             .expect("XADD batch");
     }
+}
+
+/// Entries per second written with pipelined `XADD`s on one connection.
+async fn xadd_baseline(url: &str, stream: &str, entries: Vec<Vec<u8>>) -> f64 {
+    let key = format!("{stream}:baseline");
+    let mut connection = connect(url).await;
+    let start = Instant::now();
+    xadd_all(&mut connection, &key, &entries, XADD_BATCH).await;
     let per_sec = entries.len() as f64 / start.elapsed().as_secs_f64();
     let written: u64 = redis::cmd("XLEN")
         .arg(&key)
@@ -122,13 +207,138 @@ async fn xadd_baseline(url: &str, stream: &str, entries: Vec<Vec<u8>>) -> f64 {
     per_sec
 }
 
+/// Entries per second handled by a raw consumer: `inputs` pre-loaded (not timed), then
+/// `XREADGROUP COUNT 256` in a loop; for each entry, the `XADD`s of what `step` returns
+/// and its `XACK` go in one pipeline with the next read. Ends when `expected` entries
+/// (inputs and the outputs they lead to) were handled, and checks that nothing is left
+/// pending.
+async fn consumer_baseline(
+    url: &str,
+    stream: &str,
+    inputs: Vec<Vec<u8>>,
+    expected: u64,
+    step: impl Fn(&[u8]) -> Vec<Vec<u8>>,
+) -> f64 {
+    let key = format!("{stream}:baseline");
+    let mut connection = connect(url).await;
+    xadd_all(&mut connection, &key, &inputs, 256).await;
+    drop(inputs);
+    redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg(&key)
+        .arg("raw")
+        .arg("0")
+        .query_async::<()>(&mut connection)
+        .await
+        .expect("XGROUP CREATE");
+
+    let start = Instant::now();
+    let mut writes: Vec<Vec<u8>> = Vec::new();
+    let mut acks: Vec<String> = Vec::new();
+    let mut handled = 0u64;
+    loop {
+        let done = handled >= expected;
+        let mut pipe = redis::pipe();
+        for entry in writes.drain(..) {
+            pipe.cmd("XADD")
+                .arg(&key)
+                .arg("*")
+                .arg(ENVELOPE_FIELD)
+                .arg(entry)
+                .ignore();
+        }
+        for id in acks.drain(..) {
+            pipe.cmd("XACK").arg(&key).arg("raw").arg(id).ignore();
+        }
+        if done {
+            pipe.query_async::<()>(&mut connection)
+                .await
+                .expect("last writes");
+            break;
+        }
+        pipe.cmd("XREADGROUP")
+            .arg("GROUP")
+            .arg("raw")
+            .arg("consumer")
+            .arg("COUNT")
+            .arg(READ_COUNT)
+            .arg("STREAMS")
+            .arg(&key)
+            .arg(">");
+        let (read,): (Value,) = pipe
+            .query_async(&mut connection)
+            .await
+            .expect("writes and the next read");
+        let entries = stream_entries(read);
+        assert!(
+            !entries.is_empty(),
+            "the raw consumer ran dry after {handled} of {expected} entries"
+        );
+        for (id, envelope) in entries {
+            writes.extend(step(&envelope));
+            acks.push(id);
+            handled += 1;
+        }
+    }
+    let per_sec = handled as f64 / start.elapsed().as_secs_f64();
+    let pending: Value = redis::cmd("XPENDING")
+        .arg(&key)
+        .arg("raw")
+        .query_async(&mut connection)
+        .await
+        .expect("XPENDING");
+    let Value::Array(summary) = pending else {
+        panic!("unexpected XPENDING reply {pending:?}")
+    };
+    assert_eq!(
+        summary.first(),
+        Some(&Value::Int(0)),
+        "every entry acknowledged"
+    );
+    assert_eq!(handled, expected, "every entry handled once");
+    per_sec
+}
+
+/// (id, envelope) of each entry of an `XREADGROUP` reply on one stream.
+fn stream_entries(reply: Value) -> Vec<(String, Vec<u8>)> {
+    let streams = match reply {
+        Value::Nil => return Vec::new(),
+        Value::Array(streams) => streams,
+        Value::Map(pairs) => pairs
+            .into_iter()
+            .map(|(k, v)| Value::Array(vec![k, v]))
+            .collect(),
+        other => panic!("unexpected XREADGROUP reply {other:?}"),
+    };
+    let mut out = Vec::new();
+    for stream in streams {
+        let Value::Array(mut parts) = stream else {
+            panic!("unexpected stream in the reply")
+        };
+        let Some(Value::Array(entries)) = parts.pop() else {
+            panic!("unexpected entries in the reply")
+        };
+        for entry in entries {
+            let Value::Array(mut entry) = entry else {
+                panic!("unexpected entry in the reply")
+            };
+            let (Some(Value::Array(mut fields)), Some(Value::BulkString(id))) =
+                (entry.pop(), entry.pop())
+            else {
+                panic!("unexpected entry shape")
+            };
+            let Some(Value::BulkString(envelope)) = fields.pop() else {
+                panic!("unexpected entry fields")
+            };
+            out.push((String::from_utf8(id).expect("ids are ASCII"), envelope));
+        }
+    }
+    out
+}
+
 /// Removes the workload's streams, so that runs against a shared server leave nothing.
 async fn delete_keys(url: &str, stream: &str) {
-    let client = redis::Client::open(url).expect("valid Redis URL");
-    let mut connection = client
-        .get_multiplexed_async_connection()
-        .await
-        .expect("connect to Redis");
+    let mut connection = connect(url).await;
     let keys: Vec<String> = redis::cmd("KEYS")
         .arg(format!("{stream}*"))
         .query_async(&mut connection)
@@ -205,7 +415,7 @@ async fn chain(url: &str, stream: &str, n: u64, baseline_per_sec: f64) -> Timed 
         workers: 1,
         events: n,
         elapsed,
-        baseline: BASELINE,
+        baseline: CONSUMER_BASELINE,
         baseline_per_sec,
         p50_hop_us: Some(percentile(0.50)),
         p99_hop_us: Some(percentile(0.99)),
@@ -214,21 +424,27 @@ async fn chain(url: &str, stream: &str, n: u64, baseline_per_sec: f64) -> Timed 
 
 // ---- pipeline ----------------------------------------------------------------------
 
-async fn pipeline(url: &str, stream: &str, n: u64, workers: u32, baseline_per_sec: f64) -> Timed {
+async fn pipeline(
+    url: &str,
+    stream: &str,
+    n: u64,
+    workers: u32,
+    recommended: bool,
+    baseline_per_sec: f64,
+) -> Timed {
     let record = Record::default();
     let mut spines = Vec::new();
     for worker in 0..workers {
-        let spine = Spine::builder()
+        let mut builder = Spine::builder()
             .organ(validate)
             .organ(price)
             .organ(bill)
             .organ(record.clone())
-            .backend(backend(url, stream, &format!("worker-{worker}")).await)
-            .concurrency(CONCURRENCY)
-            .batch_size(BATCH_SIZE)
-            .build()
-            .expect("valid spine");
-        spines.push(spine);
+            .backend(backend(url, stream, &format!("worker-{worker}")).await);
+        if recommended {
+            builder = builder.concurrency(CONCURRENCY).batch_size(BATCH_SIZE);
+        }
+        spines.push(builder.build().expect("valid spine"));
     }
     for chunk in (0..n).collect::<Vec<_>>().chunks(1_000) {
         spines[0]
@@ -269,7 +485,7 @@ async fn pipeline(url: &str, stream: &str, n: u64, workers: u32, baseline_per_se
         workers,
         events: 4 * n,
         elapsed,
-        baseline: BASELINE,
+        baseline: CONSUMER_BASELINE,
         baseline_per_sec,
         p50_hop_us: None,
         p99_hop_us: None,
@@ -320,7 +536,49 @@ async fn fanout(url: &str, stream: &str, n: u64, baseline_per_sec: f64) -> Timed
         workers: 1,
         events: n,
         elapsed,
-        baseline: BASELINE,
+        baseline: CONSUMER_BASELINE,
+        baseline_per_sec,
+        p50_hop_us: None,
+        p99_hop_us: None,
+    }
+}
+
+// ---- produce -----------------------------------------------------------------------
+
+/// `PRODUCERS` tasks share one spine (default settings) and call `emit` one event at a
+/// time, as the request handlers of a web server would.
+async fn produce(url: &str, stream: &str, n: u64, baseline_per_sec: f64) -> Timed {
+    let spine = Spine::builder()
+        .backend(backend(url, stream, "produce").await)
+        .build()
+        .expect("valid spine");
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..PRODUCERS)
+        .map(|task| {
+            let spine = spine.clone();
+            tokio::spawn(async move {
+                for i in (task..n).step_by(PRODUCERS as usize) {
+                    spine.emit(order(i)).await.expect("emit");
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("producer task");
+    }
+    let elapsed = start.elapsed();
+    let mut connection = connect(url).await;
+    let written: u64 = redis::cmd("XLEN")
+        .arg(stream)
+        .query_async(&mut connection)
+        .await
+        .expect("XLEN");
+    assert_eq!(written, n, "every event emitted once");
+    Timed {
+        workers: 1,
+        events: n,
+        elapsed,
+        baseline: XADD_BASELINE,
         baseline_per_sec,
         p50_hop_us: None,
         p99_hop_us: None,

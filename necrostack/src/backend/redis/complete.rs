@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use super::batcher::Batcher;
 use super::core::Core;
 use super::counters::Counters;
 use super::dead_letter::{self, Fields, Source};
@@ -13,9 +14,10 @@ use super::{lease, outbox, partition};
 use crate::backend::{BackendError, Completion};
 use crate::envelope::AnyEnvelope;
 
-/// Completes the delivery of `entry_id` (delivered `deliveries` times) with `completion`.
+/// Completes the delivery of `entry_id` (delivered `deliveries` times) with `completion`,
+/// in one script call with the completions queued beside it (see `batcher.rs`).
 pub(crate) async fn complete(
-    core: &Core,
+    core: &Arc<Core>,
     entry_id: &str,
     deliveries: u32,
     completion: Completion,
@@ -33,7 +35,7 @@ pub(crate) async fn complete(
         core.config.max_len,
         writes,
     );
-    match core.run_complete(&args).await {
+    match Batcher::complete(core, args).await {
         Ok(Applied::Done) => {
             Counters::add(&core.counters.acked, 1);
             Counters::add(&core.counters.emitted, n_emitted);

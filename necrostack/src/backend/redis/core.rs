@@ -10,6 +10,7 @@ use std::time::Duration;
 use redis::Value;
 use tokio::time::Instant;
 
+use super::batcher::Batcher;
 use super::config::{GroupStart, RedisBackendBuilder, RedisConfig};
 use super::connection::cluster::{check_same_slot, Target};
 use super::connection::{Connection, Link};
@@ -61,6 +62,8 @@ pub(crate) struct Core {
     /// The blocking `XREADGROUP` only.
     pub(crate) read: Link,
     pub(crate) scripts: Scripts,
+    /// Completions waiting to be sent together.
+    pub(crate) batcher: Batcher,
     pub(crate) counters: Arc<Counters>,
     /// Entry ids this consumer holds: fetched and not yet completed or released. Re-reads
     /// of the pending list skip them, so nothing in flight is delivered twice.
@@ -203,6 +206,7 @@ impl Core {
             cmd,
             read,
             scripts: Scripts::new(),
+            batcher: Batcher::default(),
             counters,
             held: Mutex::new(HashSet::new()),
             scan: Mutex::new(Scan {

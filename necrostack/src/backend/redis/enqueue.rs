@@ -37,7 +37,11 @@ pub(crate) async fn store(
             .cmd
             .retrying("XADD", left, false, |mut conn| async move {
                 let mut pipe = redis::pipe();
-                pipe.atomic();
+                if encoded.len() > 1 {
+                    // One XADD is atomic by itself: MULTI/EXEC would cost Redis two more
+                    // commands for every single-event emit.
+                    pipe.atomic();
+                }
                 for json in encoded {
                     let cmd = pipe.cmd("XADD").arg(&core.stream);
                     if let Some(max_len) = core.config.max_len {

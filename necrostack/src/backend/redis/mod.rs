@@ -58,6 +58,7 @@
 //! guarantees in plain words.
 
 mod admin;
+mod batcher;
 mod complete;
 mod config;
 mod connection;

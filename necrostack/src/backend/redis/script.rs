@@ -436,6 +436,12 @@ impl CompleteArgs {
         }
     }
 
+    /// This entry's arguments without the group and consumer (`ARGV[3]` onwards): what
+    /// the batched completion script (`batcher.rs`) takes per entry.
+    pub(crate) fn entry_argv(&self) -> &[Vec<u8>] {
+        &self.argv[2..]
+    }
+
     /// Runs the script once (`EVALSHA`, loading it first if Redis lost its script cache).
     pub(crate) async fn run(
         &self,

@@ -37,11 +37,7 @@ async fn backend(server: &redis_server::RedisServer) -> RedisBackend {
 }
 
 async fn raw(server: &redis_server::RedisServer) -> redis::aio::MultiplexedConnection {
-    redis::Client::open(server.url())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap()
+    redis_server::connect(&server.url()).await
 }
 
 /// How many `EVALSHA` calls Redis has served (from `INFO commandstats`).

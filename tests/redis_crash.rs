@@ -97,11 +97,7 @@ async fn killed_workers_lose_nothing_and_duplicate_no_output() {
     let mut workers: Vec<Worker> = (0..WORKERS)
         .map(|i| spawn(&url, &format!("w{i}"), &logs))
         .collect();
-    let mut conn = redis::Client::open(url.clone())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
+    let mut conn = redis_server::connect(&url).await;
 
     // Kill workers while the jobs are being handled.
     let mut kills = 0;

@@ -66,8 +66,7 @@ impl Reader {
             let client = redis::cluster::ClusterClient::new(vec![url]).unwrap();
             Reader::Cluster(client.get_async_connection().await.unwrap())
         } else {
-            let client = redis::Client::open(url).unwrap();
-            Reader::Single(client.get_multiplexed_async_connection().await.unwrap())
+            Reader::Single(redis_server::connect(url).await)
         }
     }
 

@@ -383,11 +383,7 @@ fn exit_metrics(log: &std::path::Path) -> Option<(u64, u64)> {
 
 /// Every `Echo` in every partition stream of `stream`, as (key, seq).
 async fn echoes(url: &str, stream: &str, partitions: u32) -> Vec<(u32, u32)> {
-    let mut conn = redis::Client::open(url)
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
+    let mut conn = redis_server::connect(url).await;
     let mut out = Vec::new();
     for p in 0..partitions {
         let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
@@ -506,11 +502,7 @@ async fn after_a_sigkill_the_new_owner_handles_the_pending_entries_first_in_orde
     killed.wait().unwrap();
 
     // What it left pending, per key, lowest first.
-    let mut conn = redis::Client::open(url.as_str())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
+    let mut conn = redis_server::connect(url.as_str()).await;
     let mut pending: HashMap<u32, Vec<u32>> = HashMap::new();
     for p in 0..partitions {
         let stream = format!("takeover:p{p}");
@@ -601,11 +593,7 @@ async fn an_outbox_entry_is_forwarded_once_even_if_a_forwarder_died_mid_way() {
         return;
     };
     let url = server.url();
-    let mut conn = redis::Client::open(url.as_str())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
+    let mut conn = redis_server::connect(url.as_str()).await;
     let json = |seq: u32| {
         AnyEnvelope::from(Envelope::new(Step { key: 7, seq }))
             .to_json()
@@ -659,11 +647,7 @@ async fn an_outbox_entry_is_forwarded_once_even_if_a_forwarder_died_mid_way() {
     assert!(forwarded, "the forwarder ran");
     let outbox_left = wait_until(Duration::from_secs(5), || {
         futures_lite_block(async {
-            let mut conn = redis::Client::open(url.as_str())
-                .unwrap()
-                .get_multiplexed_async_connection()
-                .await
-                .unwrap();
+            let mut conn = redis_server::connect(url.as_str()).await;
             redis::cmd("XLEN")
                 .arg("{outbox:p0}:outbox")
                 .query_async::<u64>(&mut conn)
@@ -680,11 +664,7 @@ async fn an_outbox_entry_is_forwarded_once_even_if_a_forwarder_died_mid_way() {
 }
 
 async fn stream_steps(url: &str, stream: &str) -> Vec<u32> {
-    let mut conn = redis::Client::open(url)
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
+    let mut conn = redis_server::connect(url).await;
     let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
         .arg(stream)
         .arg("-")

@@ -27,11 +27,7 @@ fn take(good: &Good) {
 const STREAM: &str = "poison:events";
 
 async fn raw(server: &redis_server::RedisServer) -> redis::aio::MultiplexedConnection {
-    redis::Client::open(server.url())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap()
+    redis_server::connect(&server.url()).await
 }
 
 async fn xadd(conn: &mut redis::aio::MultiplexedConnection, fields: &[(&str, &[u8])]) -> String {

@@ -357,3 +357,18 @@ fn current_test() -> String {
         .unwrap_or("a Redis test")
         .to_owned()
 }
+
+/// A connection to `url` for a test's own checks (reading a whole stream, `INFO`),
+/// with timeouts for a loaded machine: redis-rs's default response timeout of 500 ms is
+/// too short for an `XRANGE` of thousands of entries right after a Redis restart on two
+/// busy cores, and a test must fail on what it checks, not on its own reading.
+pub async fn connect(url: &str) -> redis::aio::MultiplexedConnection {
+    let config = redis::AsyncConnectionConfig::new()
+        .set_response_timeout(Some(Duration::from_secs(30)))
+        .set_connection_timeout(Some(Duration::from_secs(10)));
+    redis::Client::open(url)
+        .unwrap()
+        .get_multiplexed_async_connection_with_config(&config)
+        .await
+        .unwrap()
+}

@@ -6,11 +6,7 @@ use necrostack::AnyEnvelope;
 
 /// Every envelope of `stream` at `url`, in stream order.
 pub async fn envelopes(url: &str, stream: &str) -> Vec<AnyEnvelope> {
-    let mut conn = redis::Client::open(url)
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap();
+    let mut conn = crate::redis_server::connect(url).await;
     let reply: redis::streams::StreamRangeReply = redis::cmd("XRANGE")
         .arg(stream)
         .arg("-")

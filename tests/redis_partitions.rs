@@ -924,3 +924,88 @@ async fn on_a_cluster_order_and_outputs_survive_a_master_failover() {
         echoes.len()
     );
 }
+
+/// Dead-letters one `Step` per key in 0..6 on a 4-partition stream `stream` of `url`,
+/// with a spine whose organ fails while the returned flag is set.
+async fn dead_lettered_steps(
+    url: &str,
+    stream: &str,
+) -> (
+    RedisBackend,
+    Spine<RedisBackend>,
+    Arc<std::sync::atomic::AtomicBool>,
+    Arc<std::sync::atomic::AtomicU32>,
+) {
+    let backend = builder_of(url, stream, "w", 4, Duration::from_millis(600))
+        .build()
+        .await
+        .unwrap();
+    let failing = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let handled = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let spine = Spine::builder()
+        .organ_with_policy(
+            Gate {
+                failing: Arc::clone(&failing),
+                handled: Arc::clone(&handled),
+            },
+            necrostack::FailurePolicy::DeadLetter,
+        )
+        .backend(backend.clone())
+        .build()
+        .unwrap();
+    spine
+        .emit_all((0..6).map(|key| Step { key, seq: 0 }))
+        .await
+        .unwrap();
+    let report = spine.run_until_idle().await.unwrap();
+    assert_eq!(report.dead_lettered, 6);
+    assert_eq!(backend.dead_letters(100).await.unwrap().len(), 6);
+    (backend, spine, failing, handled)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_cluster_dead_letters_of_a_partitioned_stream_replay_once_each() {
+    let Some(cluster) = tokio::task::spawn_blocking(redis_cluster::shared)
+        .await
+        .unwrap()
+    else {
+        return;
+    };
+    let url = cluster.url();
+    let (backend, spine, failing, handled) = dead_lettered_steps(&url, "replayc").await;
+    let admin = RedisBackend::builder(url.as_str())
+        .stream("replayc")
+        .partitions(4)
+        .build_admin()
+        .await
+        .unwrap();
+    let mut outcomes = Vec::new();
+    let seen = admin
+        .replay_all(&necrostack::backend::redis::ReplayOptions::new(), |o| {
+            outcomes.push(o.clone());
+        })
+        .await
+        .unwrap();
+    assert_eq!(seen, 6);
+    assert!(
+        outcomes.iter().all(|o| matches!(
+            o,
+            necrostack::backend::redis::ReplayOutcome::Replayed { .. }
+        )),
+        "no CROSSSLOT, every dead letter put back: {outcomes:?}"
+    );
+    // A second replay finds nothing left to put back.
+    assert_eq!(
+        admin
+            .replay_all(&necrostack::backend::redis::ReplayOptions::new(), |_| {})
+            .await
+            .unwrap(),
+        0
+    );
+    failing.store(false, std::sync::atomic::Ordering::SeqCst);
+    let report = spine.run_until_idle().await.unwrap();
+    assert_eq!(report.succeeded, 6, "each replayed event handled once");
+    assert_eq!(handled.load(std::sync::atomic::Ordering::SeqCst), 6);
+    assert!(backend.dead_letters(100).await.unwrap().is_empty());
+    backend.close().await.unwrap();
+}

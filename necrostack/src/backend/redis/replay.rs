@@ -1,6 +1,13 @@
 //! Replaying dead letters: each one's event goes back into the stream and leaves the
-//! dead-letter stream in one Lua script, so a replay cut short anywhere neither loses nor
-//! duplicates an event.
+//! dead-letter stream exactly once, even if a replay is cut short anywhere and run again.
+//!
+//! On an unpartitioned stream one Lua script does both (the stream and its dead-letter
+//! stream share a slot). On a partitioned stream the event's partition may live in
+//! another Redis Cluster slot than the dead-letter stream, and a script may touch one
+//! slot only, so the replay takes two single-slot steps: the first adds the entry to the
+//! partition only if the partition's *replay mark* for that dead letter is absent, and
+//! sets it (both in the partition's slot); the second deletes the dead letter. A replay
+//! interrupted between the steps and run again finds the mark and only deletes.
 //!
 //! The event is put back as it was first handled: same id, payload and lineage, attempt
 //! 1 and no retry organ (every organ handles it again), in an entry with a second field
@@ -45,6 +52,55 @@ end
 redis.call('XDEL', KEYS[1], ARGV[1])
 return id
 ";
+
+/// `KEYS[1]` partition stream, `KEYS[2]` the partition's replay mark for this dead
+/// letter (same slot). `ARGV`: the envelope to add, the dead-letter id, MAXLEN (0 =
+/// none), the mark's TTL in seconds.
+///
+/// Adds the envelope unless the mark says this dead letter was already put back, and
+/// sets the mark to the new entry's id. Returns the entry id, new or recorded.
+const REPLAY_INTO_PARTITION: &str = r"
+local done = redis.call('GET', KEYS[2])
+if done then return done end
+local id
+if tonumber(ARGV[3]) > 0 then
+  id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', 'envelope', ARGV[1], 'replayed_from', ARGV[2])
+else
+  id = redis.call('XADD', KEYS[1], '*', 'envelope', ARGV[1], 'replayed_from', ARGV[2])
+end
+redis.call('SET', KEYS[2], id, 'EX', ARGV[4])
+return id
+";
+
+/// `KEYS[1]` dead-letter stream. `ARGV`: dead-letter id, the field holding the envelope,
+/// the envelope as stored there.
+///
+/// Deletes the dead letter if it still holds that envelope. Returns 1 when deleted, 0
+/// when it is gone, -1 when it changed.
+const DELETE_REPLAYED: &str = r"
+local entry = redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1])
+if #entry == 0 then return 0 end
+local fields = entry[1][2]
+local stored = nil
+for i = 1, #fields, 2 do
+  if fields[i] == ARGV[2] then stored = fields[i + 1] end
+end
+if stored ~= ARGV[3] then return -1 end
+redis.call('XDEL', KEYS[1], ARGV[1])
+return 1
+";
+
+/// How long a partition keeps the mark of a dead letter it took back: a replay
+/// interrupted between its two steps must be run again within this time, or the event
+/// goes back a second time. A day covers any retry an operator makes of a failed replay,
+/// and the marks do not pile up for ever.
+const REPLAY_MARK_TTL_SECS: u64 = 24 * 60 * 60;
+
+/// The replay mark of dead letter `dead_letter_id` in partition stream `partition`: in
+/// the partition's slot.
+fn replay_mark(partition: &str, dead_letter_id: &str) -> String {
+    format!("{{{partition}}}:replayed:{dead_letter_id}")
+}
 
 /// How many dead letters `replay_all` reads at a time.
 const REPLAY_CHUNK: usize = 100;
@@ -131,6 +187,8 @@ struct Prepared {
     field: String,
     stored: Vec<u8>,
     replay: Vec<u8>,
+    /// `replay`, decoded: it picks the partition the event goes back to.
+    reset: AnyEnvelope,
     event_id: String,
     event_type: String,
 }
@@ -149,6 +207,8 @@ fn prepare(letter: &RedisDeadLetter, max_bytes: usize) -> Result<Prepared, Strin
     let envelope = AnyEnvelope::from_json(stored)
         .map_err(|error| format!("its envelope does not decode: {error}"))?;
     let replay = first_attempt(stored)?;
+    let reset = AnyEnvelope::from_json(&replay)
+        .map_err(|error| format!("its envelope does not decode once reset: {error}"))?;
     let size = replay.len() + ENVELOPE_FIELD.len() + REPLAYED_FROM_FIELD.len() + 24;
     if size > max_bytes {
         return Err(format!(
@@ -159,6 +219,7 @@ fn prepare(letter: &RedisDeadLetter, max_bytes: usize) -> Result<Prepared, Strin
         field: letter.envelope_field(),
         stored: stored.to_vec(),
         replay,
+        reset,
         event_id: envelope.id().to_string(),
         event_type: envelope.event_type().to_owned(),
     })
@@ -299,28 +360,109 @@ impl RedisAdmin {
         })
     }
 
-    /// Runs the replay script. It is safe to run again after a broken connection: a
-    /// second run finds the dead letter gone and writes nothing. (If the first run went
-    /// through and only its reply was lost, the entry is then reported as not found,
-    /// although it was replayed, once.)
+    /// Runs the replay. It is safe to run again after a broken connection: on an
+    /// unpartitioned stream a second run finds the dead letter gone and writes nothing;
+    /// on a partitioned one it finds the replay mark and only deletes the dead letter.
+    /// (If the single script went through and only its reply was lost, the entry is then
+    /// reported as not found, although it was replayed, once.)
     async fn run_script(&self, id: &str, prepared: &Prepared) -> Result<Value, AdminError> {
+        let core = &*self.core;
+        if core.parts.is_none() {
+            return self.replay_in_one_script(id, prepared).await;
+        }
+        // The event goes back to its partition.
+        let partition = super::partition::partition_for(&core.config, &prepared.reset);
+        let target = core.config.partition_stream_key(partition);
+        let stream_id = self.replay_into_partition(id, prepared, &target).await?;
+        let deleted = self.delete_replayed(id, prepared).await?;
+        if deleted == Value::Int(-1) {
+            // Dead letters are never rewritten; should one differ now, the event is back
+            // once all the same, and the entry is kept for a human to look at.
+            tracing::warn!(
+                dead_letter_id = id,
+                "a replayed dead letter changed meanwhile; it was kept"
+            );
+        }
+        Ok(stream_id)
+    }
+
+    /// Step 1 on a partitioned stream, in the partition's slot: adds the event unless
+    /// its replay mark is there. Returns the entry's id.
+    async fn replay_into_partition(
+        &self,
+        id: &str,
+        prepared: &Prepared,
+        target: &str,
+    ) -> Result<Value, AdminError> {
+        let core = &*self.core;
+        static SCRIPT: OnceLock<Script> = OnceLock::new();
+        let script = SCRIPT.get_or_init(|| Script::new(REPLAY_INTO_PARTITION));
+        let max_len = core.config.max_len.unwrap_or(0);
+        let mark = replay_mark(target, id);
+        let (mark, target) = (&mark, target);
+        let value = core
+            .cmd
+            .retrying(
+                "EVALSHA (replay into partition)",
+                core.config.reconnect_timeout,
+                true,
+                |mut conn| async move {
+                    script
+                        .key(target)
+                        .key(mark)
+                        .arg(prepared.replay.as_slice())
+                        .arg(id)
+                        .arg(max_len)
+                        .arg(REPLAY_MARK_TTL_SECS)
+                        .invoke_async::<Value>(&mut conn)
+                        .await
+                        .map_err(|error| {
+                            core.cmd.classify("EVALSHA (replay into partition)", error)
+                        })
+                },
+            )
+            .await?;
+        Ok(value)
+    }
+
+    /// Step 2 on a partitioned stream, in the dead-letter stream's slot: deletes the
+    /// dead letter if it is unchanged.
+    async fn delete_replayed(&self, id: &str, prepared: &Prepared) -> Result<Value, AdminError> {
+        let core = &*self.core;
+        static SCRIPT: OnceLock<Script> = OnceLock::new();
+        let script = SCRIPT.get_or_init(|| Script::new(DELETE_REPLAYED));
+        let value = core
+            .cmd
+            .retrying(
+                "EVALSHA (delete replayed)",
+                core.config.reconnect_timeout,
+                true,
+                |mut conn| async move {
+                    script
+                        .key(&core.dlq)
+                        .arg(id)
+                        .arg(&prepared.field)
+                        .arg(prepared.stored.as_slice())
+                        .invoke_async::<Value>(&mut conn)
+                        .await
+                        .map_err(|error| core.cmd.classify("EVALSHA (delete replayed)", error))
+                },
+            )
+            .await?;
+        Ok(value)
+    }
+
+    /// The replay of an unpartitioned stream: one script, the stream and the
+    /// dead-letter stream sharing a slot.
+    async fn replay_in_one_script(
+        &self,
+        id: &str,
+        prepared: &Prepared,
+    ) -> Result<Value, AdminError> {
         let core = &*self.core;
         static SCRIPT: OnceLock<Script> = OnceLock::new();
         let script = SCRIPT.get_or_init(|| Script::new(REPLAY));
         let max_len = core.config.max_len.unwrap_or(0);
-        // On a partitioned stream the event goes back to its partition. (The script then
-        // spans two slots: fine on a single Redis; on Redis Cluster a replay of a
-        // partitioned stream is refused by the cluster with CROSSSLOT.)
-        let target = match &core.parts {
-            None => core.stream.clone(),
-            Some(_) => match AnyEnvelope::from_json(&prepared.replay) {
-                Ok(envelope) => core
-                    .config
-                    .partition_stream_key(super::partition::partition_for(&core.config, &envelope)),
-                Err(_) => core.stream.clone(),
-            },
-        };
-        let target = &target;
         let value = core
             .cmd
             .retrying(
@@ -330,7 +472,7 @@ impl RedisAdmin {
                 |mut conn| async move {
                     script
                         .key(&core.dlq)
-                        .key(target)
+                        .key(&core.stream)
                         .arg(id)
                         .arg(&prepared.field)
                         .arg(prepared.stored.as_slice())

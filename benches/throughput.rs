@@ -5,6 +5,7 @@
 //! cargo bench --bench throughput -- --json       # one JSON object per line
 //! cargo bench --bench throughput -- chain        # only workloads whose name matches
 //! cargo bench --bench throughput -- --runs 1     # one run each instead of three
+//! cargo bench --bench throughput -- partitions   # only the partitioned Redis rows
 //! ```
 //!
 //! Each workload runs three times (`--runs N`), interleaved: every selected workload once,
@@ -22,6 +23,10 @@
 //! the process's own baseline footprint: runtime, allocator, binary). Where the kernel
 //! refuses the reset, the peak also covers the baseline and the table says so.
 //!
+//! The partitioned Redis rows (`partitions`, `cluster` in the JSON) run the pipeline on
+//! 16 partitions, on the single Redis server and on a throwaway 3-master Redis Cluster
+//! the harness starts when one of them is selected (see `throughput/redis.rs`).
+//!
 //! The ratio is `events_per_sec / baseline_per_sec`: the share of the baseline's speed
 //! the framework keeps. It holds better than absolute numbers on a noisy shared machine.
 
@@ -33,6 +38,8 @@ mod nats;
 mod nats_server;
 #[path = "throughput/redis.rs"]
 mod redis;
+#[path = "../tests/support/redis_cluster.rs"]
+mod redis_cluster;
 #[path = "../tests/support/redis_server.rs"]
 mod redis_server;
 
@@ -74,6 +81,12 @@ struct Measurement {
     p50_hop_us: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     p99_hop_us: Option<f64>,
+    /// Partitions of the stream, for the partitioned Redis rows only.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    partitions: Option<u32>,
+    /// Whether the row ran on a Redis Cluster, for the partitioned Redis rows only.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    cluster: Option<bool>,
     /// Whether the peak was reset after the baseline (false: it covers the baseline too).
     #[serde(skip_serializing_if = "std::ops::Not::not", default)]
     peak_includes_baseline: bool,
@@ -90,21 +103,65 @@ struct Timed {
     p99_hop_us: Option<f64>,
 }
 
-/// Every workload, in the order they run: (backend, workload, worker spines, settings).
-const WORKLOADS: &[(&str, &str, u32, &str)] = &[
-    ("memory", "chain", 1, DEFAULT),
-    ("memory", "pipeline", 1, DEFAULT),
-    ("memory", "fanout", 1, DEFAULT),
-    ("redis", "chain", 1, DEFAULT),
-    ("redis", "pipeline", 1, RECOMMENDED),
-    ("redis", "pipeline", 1, DEFAULT),
-    ("redis", "pipeline", 2, RECOMMENDED),
-    ("redis", "fanout", 1, RECOMMENDED),
-    ("redis", "produce", 1, DEFAULT),
-    ("nats", "chain", 1, DEFAULT),
-    ("nats", "pipeline", 1, RECOMMENDED),
-    ("nats", "pipeline", 2, RECOMMENDED),
-    ("nats", "fanout", 1, RECOMMENDED),
+/// How a Redis workload's stream is laid out: one stream (every row but the partitioned
+/// ones), or partitions, on the single server or on the cluster.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Layout {
+    /// `.partitions(n)` on every backend of the workload.
+    pub partitions: Option<u32>,
+    /// On the throwaway Redis Cluster rather than the single server.
+    pub cluster: bool,
+}
+
+impl Layout {
+    /// What the filter words are matched against, besides backend, workload and settings.
+    fn name(self) -> &'static str {
+        match (self.partitions, self.cluster) {
+            (None, _) => "",
+            (Some(_), false) => "partitions",
+            (Some(_), true) => "partitions cluster",
+        }
+    }
+}
+
+/// One stream.
+const SINGLE: Layout = Layout {
+    partitions: None,
+    cluster: false,
+};
+/// 16 partitions on the single Redis server.
+const PARTITIONED: Layout = Layout {
+    partitions: Some(redis::PARTITIONS),
+    cluster: false,
+};
+/// 16 partitions on the 3-master Redis Cluster.
+const CLUSTER: Layout = Layout {
+    partitions: Some(redis::PARTITIONS),
+    cluster: true,
+};
+
+/// Every workload, in the order they run: (backend, workload, worker spines, settings,
+/// stream layout).
+const WORKLOADS: &[(&str, &str, u32, &str, Layout)] = &[
+    ("memory", "chain", 1, DEFAULT, SINGLE),
+    ("memory", "pipeline", 1, DEFAULT, SINGLE),
+    ("memory", "fanout", 1, DEFAULT, SINGLE),
+    ("redis", "chain", 1, DEFAULT, SINGLE),
+    ("redis", "pipeline", 1, RECOMMENDED, SINGLE),
+    ("redis", "pipeline", 1, DEFAULT, SINGLE),
+    ("redis", "pipeline", 2, RECOMMENDED, SINGLE),
+    ("redis", "fanout", 1, RECOMMENDED, SINGLE),
+    ("redis", "produce", 1, DEFAULT, SINGLE),
+    ("redis", "pipeline", 1, RECOMMENDED, PARTITIONED),
+    ("redis", "pipeline", 2, RECOMMENDED, PARTITIONED),
+    ("redis", "pipeline", 4, RECOMMENDED, PARTITIONED),
+    ("redis", "pipeline", 1, RECOMMENDED, CLUSTER),
+    ("redis", "pipeline", 2, RECOMMENDED, CLUSTER),
+    ("redis", "pipeline", 4, RECOMMENDED, CLUSTER),
+    ("nats", "chain", 1, DEFAULT, SINGLE),
+    ("nats", "pipeline", 1, RECOMMENDED, SINGLE),
+    ("nats", "pipeline", 2, RECOMMENDED, SINGLE),
+    ("nats", "fanout", 1, RECOMMENDED, SINGLE),
 ];
 
 /// The spine and backend as built with no settings beyond the backend's address.
@@ -117,7 +174,7 @@ const RUNS: usize = 3;
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if let Some(at) = args.iter().position(|a| a == "--child") {
-        let usage = "--child BACKEND WORKLOAD WORKERS SETTINGS";
+        let usage = "--child BACKEND WORKLOAD WORKERS SETTINGS [--partitions N] [--cluster]";
         let backend = args.get(at + 1).expect(usage);
         let workload = args.get(at + 2).expect(usage);
         let workers: u32 = args.get(at + 3).and_then(|w| w.parse().ok()).expect(usage);
@@ -129,7 +186,14 @@ fn main() {
             .and_then(|at| args.get(at + 1))
             .and_then(|f| f.parse().ok())
             .unwrap_or(1.0);
-        child(backend, workload, workers, settings, scale);
+        let layout = Layout {
+            partitions: args
+                .iter()
+                .position(|a| a == "--partitions")
+                .map(|at| args.get(at + 1).and_then(|n| n.parse().ok()).expect(usage)),
+            cluster: args.iter().any(|a| a == "--cluster"),
+        };
+        child(backend, workload, workers, settings, layout, scale);
         return;
     }
     let json = args.iter().any(|a| a == "--json");
@@ -152,11 +216,14 @@ fn main() {
         .collect();
     let selected: Vec<_> = WORKLOADS
         .iter()
-        .filter(|(backend, workload, _, settings)| {
+        .filter(|(backend, workload, _, settings, layout)| {
             filters.is_empty()
-                || filters
-                    .iter()
-                    .any(|f| workload.contains(f) || backend.contains(f) || settings.contains(f))
+                || filters.iter().any(|f| {
+                    workload.contains(f)
+                        || backend.contains(f)
+                        || settings.contains(f)
+                        || (!layout.name().is_empty() && layout.name().contains(f))
+                })
         })
         .collect();
     // One Redis server for every Redis workload (each uses streams of its own): the one
@@ -171,6 +238,21 @@ fn main() {
                 "skipping the Redis workloads: no redis-server (or set {})",
                 redis::URL_ENV
             );
+        }
+    }
+
+    // A throwaway 3-master Redis Cluster for the cluster rows, and the URL of the master
+    // serving the raw baseline's hash-tagged stream.
+    let mut _cluster = None;
+    let mut cluster_urls = None;
+    if selected.iter().any(|(.., layout)| layout.cluster) {
+        _cluster = redis_cluster::RedisCluster::start();
+        cluster_urls = _cluster.as_ref().map(|cluster| {
+            let master = cluster.master_of(redis::CLUSTER_BASELINE_TAG);
+            (cluster.url(), format!("redis://127.0.0.1:{master}"))
+        });
+        if cluster_urls.is_none() {
+            eprintln!("skipping the Redis Cluster workloads: no redis-server or redis-cli");
         }
     }
 
@@ -193,12 +275,16 @@ fn main() {
     }
     let urls = Urls {
         redis: redis_url.as_deref(),
+        cluster: cluster_urls
+            .as_ref()
+            .map(|(seed, baseline)| (seed.as_str(), baseline.as_str())),
         nats: nats_url.as_deref(),
     };
     let runnable: Vec<_> = selected
         .into_iter()
-        .filter(|(backend, ..)| {
+        .filter(|(backend, .., layout)| {
             (*backend != "redis" || urls.redis.is_some())
+                && (!layout.cluster || urls.cluster.is_some())
                 && (*backend != "nats" || urls.nats.is_some())
         })
         .collect();
@@ -206,11 +292,11 @@ fn main() {
     let mut results: Vec<Vec<Measurement>> = vec![Vec::new(); runnable.len()];
     let mut failed = vec![false; runnable.len()];
     for _ in 0..runs {
-        for (at, &&(backend, workload, workers, settings)) in runnable.iter().enumerate() {
+        for (at, &&(backend, workload, workers, settings, layout)) in runnable.iter().enumerate() {
             if failed[at] {
                 continue;
             }
-            match run_child(backend, workload, workers, settings, urls) {
+            match run_child(backend, workload, workers, settings, layout, urls) {
                 Ok(measured) => results[at].extend(measured),
                 Err(error) => {
                     eprintln!("{backend} {workload} ({settings}): {error}");
@@ -284,6 +370,8 @@ fn summarise(runs: &[Measurement]) -> Option<Measurement> {
 #[derive(Clone, Copy)]
 struct Urls<'a> {
     redis: Option<&'a str>,
+    /// The cluster's seed node, and the master of the baseline's stream.
+    cluster: Option<(&'a str, &'a str)>,
     nats: Option<&'a str>,
 }
 
@@ -293,6 +381,7 @@ fn run_child(
     workload: &str,
     workers: u32,
     settings: &str,
+    layout: Layout,
     urls: Urls<'_>,
 ) -> Result<Vec<Measurement>, String> {
     let exe = std::env::current_exe().map_err(|e| format!("cannot find the bench binary: {e}"))?;
@@ -300,11 +389,21 @@ fn run_child(
     if let Some(url) = urls.redis {
         command.env(redis::URL_ENV, url);
     }
+    if let Some((seed, baseline)) = urls.cluster {
+        command.env(redis::CLUSTER_URL_ENV, seed);
+        command.env(redis::CLUSTER_BASELINE_URL_ENV, baseline);
+    }
     if let Some(url) = urls.nats {
         command.env(nats::URL_ENV, url);
     }
+    command.args(["--child", backend, workload, &workers.to_string(), settings]);
+    if let Some(partitions) = layout.partitions {
+        command.args(["--partitions", &partitions.to_string()]);
+    }
+    if layout.cluster {
+        command.arg("--cluster");
+    }
     let output = command
-        .args(["--child", backend, workload, &workers.to_string(), settings])
         .stderr(std::process::Stdio::inherit())
         .output()
         .map_err(|e| format!("cannot start the child process: {e}"))?;
@@ -320,7 +419,7 @@ fn run_child(
 }
 
 /// In the child: run the workload(s) named and print one JSON line per measurement.
-fn child(backend: &str, workload: &str, workers: u32, settings: &str, scale: f64) {
+fn child(backend: &str, workload: &str, workers: u32, settings: &str, layout: Layout, scale: f64) {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -333,7 +432,7 @@ fn child(backend: &str, workload: &str, workers: u32, settings: &str, scale: f64
         "redis" => {
             let (workload, settings) = (workload.to_owned(), settings.to_owned());
             let run = runtime.spawn(async move {
-                redis::run(&workload, workers, &settings, scale, reset_peak_rss).await
+                redis::run(&workload, workers, &settings, layout, scale, reset_peak_rss).await
             });
             vec![runtime.block_on(run).expect("the Redis workload task")]
         }
@@ -346,12 +445,18 @@ fn child(backend: &str, workload: &str, workers: u32, settings: &str, scale: f64
         other => panic!("unknown backend {other}"),
     };
     for timed in timings {
-        let m = measurement(backend, workload, settings, timed);
+        let m = measurement(backend, workload, settings, layout, timed);
         println!("{}", serde_json::to_string(&m).expect("serializable"));
     }
 }
 
-fn measurement(backend: &str, workload: &str, settings: &str, t: Timed) -> Measurement {
+fn measurement(
+    backend: &str,
+    workload: &str,
+    settings: &str,
+    layout: Layout,
+    t: Timed,
+) -> Measurement {
     let seconds = t.elapsed.as_secs_f64();
     let events_per_sec = t.events as f64 / seconds;
     let (peak_rss_mb, reset) = peak_rss_mb();
@@ -374,6 +479,8 @@ fn measurement(backend: &str, workload: &str, settings: &str, t: Timed) -> Measu
         baseline_max: None,
         p50_hop_us: t.p50_hop_us,
         p99_hop_us: t.p99_hop_us,
+        partitions: layout.partitions,
+        cluster: layout.partitions.map(|_| layout.cluster),
         peak_includes_baseline: !reset,
     }
 }
@@ -440,6 +547,14 @@ fn print_row(m: &Measurement) {
         m.peak_rss_mb,
         if m.peak_includes_baseline { "*" } else { "" }
     );
+    if let Some(partitions) = m.partitions {
+        let on = if m.cluster == Some(true) {
+            "the 3-master Redis Cluster"
+        } else {
+            "the single Redis server"
+        };
+        println!("{:<10} {partitions} partitions on {on}", "");
+    }
     if let (Some(runs), Some(min), Some(max)) = (m.runs, m.min, m.max) {
         if runs > 1 {
             println!("{:<10} {runs} runs: {min:.0} to {max:.0} events/s", "");

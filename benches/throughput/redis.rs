@@ -9,6 +9,18 @@
 //! its acknowledgement and output are not atomic), so the ratio says what share of it the
 //! framework keeps. The `produce` workload (64 tasks calling `Spine::emit`) is measured
 //! against raw `XADD`s of the same entries, pipelined in batches of 64.
+//!
+//! The partitioned rows run the pipeline on [`PARTITIONS`] partitions with 1, 2 and 4
+//! worker spines (each with a backend and consumer name of its own, recommended
+//! settings), every event keyed by its order number modulo [`KEYS`] with `order_key`, so
+//! the orders spread over the partitions and each order's four events stay in its
+//! partition. A partition is read only by its owner, and the owners are settled (every
+//! partition owned, by as many workers as run) before the clock starts: the workers
+//! start on the empty stream, and the orders are enqueued (by a producer spine of its own
+//! that never pulls) once the ownership has settled, so the time includes enqueueing the
+//! orders. On the single server the baseline is the same raw consumer on one stream; on
+//! the cluster it is that consumer on one hash-tagged stream, connected straight to the
+//! master of its slot (`redis_raw_consumer_256_one_master`).
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -22,7 +34,7 @@ use super::memory::{
     bill, order, price, validate, Omen, OrderBilled, OrderPlaced, OrderPriced, OrderValidated,
     Record, Tick, Watcher, FANOUT_ORGANS,
 };
-use super::Timed;
+use super::{Layout, Timed};
 
 /// Hops in the chain.
 pub const CHAIN_N: u64 = 20_000;
@@ -46,8 +58,24 @@ const XADD_BATCH: usize = 64;
 const READ_COUNT: usize = 256;
 /// Where the harness passes the server's URL to the child processes.
 pub const URL_ENV: &str = "NECROSTACK_BENCH_REDIS_URL";
+/// Where the harness passes the URL of a node of its Redis Cluster.
+pub const CLUSTER_URL_ENV: &str = "NECROSTACK_BENCH_REDIS_CLUSTER_URL";
+/// Where the harness passes the URL of the cluster master serving [`CLUSTER_BASELINE_TAG`].
+pub const CLUSTER_BASELINE_URL_ENV: &str = "NECROSTACK_BENCH_REDIS_CLUSTER_BASELINE_URL";
+/// The hash tag of the raw baseline's stream on the cluster: one slot, one master.
+pub const CLUSTER_BASELINE_TAG: &str = "{bench}";
+/// Partitions of the stream in the partitioned rows.
+pub const PARTITIONS: u32 = 16;
+/// Orders pre-loaded for the partitioned pipeline (4 events each): fewer than for the
+/// one-stream pipeline, so that its six rows keep the bench's total time reasonable.
+pub const PARTITIONED_N: u64 = 10_000;
+/// Distinct partition keys of the partitioned pipeline's orders (`order % KEYS`).
+pub const KEYS: u64 = 1_000;
+/// The longest wait for the partitions' owners to settle before a partitioned run.
+const SETTLE_LIMIT: Duration = Duration::from_secs(30);
 
 const CONSUMER_BASELINE: &str = "redis_raw_consumer_256";
+const CLUSTER_CONSUMER_BASELINE: &str = "redis_raw_consumer_256_one_master";
 const XADD_BASELINE: &str = "redis_xadd_pipelined_64";
 
 /// Runs the named workload after its baseline; `reset_peak` is called between the two.
@@ -56,9 +84,14 @@ pub async fn run(
     workload: &str,
     workers: u32,
     settings: &str,
+    layout: Layout,
     scale: f64,
     reset_peak: fn(),
 ) -> Timed {
+    if let Some(partitions) = layout.partitions {
+        assert_eq!(workload, "pipeline", "only the pipeline runs on partitions");
+        return partitioned(workers, partitions, layout.cluster, scale, reset_peak).await;
+    }
     let url = std::env::var(URL_ENV).expect("the harness passes the Redis URL");
     let scaled = |n: u64| ((n as f64 * scale) as u64).max(1);
     let stream = format!(
@@ -486,6 +519,169 @@ async fn pipeline(
         events: 4 * n,
         elapsed,
         baseline: CONSUMER_BASELINE,
+        baseline_per_sec,
+        p50_hop_us: None,
+        p99_hop_us: None,
+    }
+}
+
+// ---- pipeline on partitions -------------------------------------------------------
+
+/// The pipeline on `partitions` partitions, after its raw baseline.
+async fn partitioned(
+    workers: u32,
+    partitions: u32,
+    cluster: bool,
+    scale: f64,
+    reset_peak: fn(),
+) -> Timed {
+    let n = ((PARTITIONED_N as f64 * scale) as u64).max(1);
+    let name = format!(
+        "bench:partitions:{workers}:{}:{}",
+        if cluster { "cluster" } else { "single" },
+        std::process::id()
+    );
+    let inputs = (0..n).map(|n| json(Envelope::new(order(n)))).collect();
+    let (url, baseline, baseline_name) = if cluster {
+        let seed = std::env::var(CLUSTER_URL_ENV).expect("the harness passes the cluster URL");
+        let master = std::env::var(CLUSTER_BASELINE_URL_ENV)
+            .expect("the harness passes the baseline master's URL");
+        let stream = format!("{CLUSTER_BASELINE_TAG}:{name}");
+        let per_sec = consumer_baseline(&master, &stream, inputs, 4 * n, pipeline_step).await;
+        // The cluster is the harness's own and dropped at its end: only the baseline's
+        // stream (one slot) is deleted here.
+        delete_keys(&master, &stream).await;
+        (seed, per_sec, CLUSTER_CONSUMER_BASELINE)
+    } else {
+        let url = std::env::var(URL_ENV).expect("the harness passes the Redis URL");
+        let per_sec = consumer_baseline(&url, &name, inputs, 4 * n, pipeline_step).await;
+        (url, per_sec, CONSUMER_BASELINE)
+    };
+    reset_peak();
+    let timed =
+        partitioned_pipeline(&url, &name, n, workers, partitions, baseline, baseline_name).await;
+    if !cluster {
+        // Partition keys put the stream's name in a hash tag: `{bench:...:p3}:lease:...`.
+        delete_keys(&url, &format!("*{name}")).await;
+    }
+    timed
+}
+
+async fn partitioned_backend(
+    url: &str,
+    stream: &str,
+    consumer: &str,
+    partitions: u32,
+) -> RedisBackend {
+    RedisBackend::builder(url)
+        .stream(stream)
+        .group("bench")
+        .consumer(consumer)
+        .partitions(partitions)
+        .build()
+        .await
+        .expect("connect the partitioned Redis backend")
+}
+
+/// A spine of the partitioned pipeline: every event type keyed by its order modulo
+/// [`KEYS`], so that an order's four events share a partition.
+fn keyed_spine(record: &Record, backend: RedisBackend) -> Spine<RedisBackend> {
+    Spine::builder()
+        .organ(validate)
+        .organ(price)
+        .organ(bill)
+        .organ(record.clone())
+        .order_key(|o: &OrderPlaced| o.order % KEYS)
+        .order_key(|o: &OrderValidated| o.order % KEYS)
+        .order_key(|o: &OrderPriced| o.order % KEYS)
+        .order_key(|o: &OrderBilled| o.order % KEYS)
+        .concurrency(CONCURRENCY)
+        .batch_size(BATCH_SIZE)
+        .backend(backend)
+        .build()
+        .expect("valid spine")
+}
+
+/// Waits until every partition has an owner and `workers` distinct workers own them.
+async fn settle(probe: &RedisBackend, workers: u32) {
+    let start = Instant::now();
+    loop {
+        let health = probe.health().await.expect("partition health");
+        let owners: std::collections::HashSet<&str> = health
+            .partitions
+            .iter()
+            .filter_map(|p| p.owner.as_deref())
+            .collect();
+        let all_owned = health.partitions.iter().all(|p| p.owner.is_some());
+        if all_owned && owners.len() == workers as usize {
+            return;
+        }
+        assert!(
+            start.elapsed() < SETTLE_LIMIT,
+            "the partitions' owners did not settle: {owners:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn partitioned_pipeline(
+    url: &str,
+    stream: &str,
+    n: u64,
+    workers: u32,
+    partitions: u32,
+    baseline_per_sec: f64,
+    baseline: &'static str,
+) -> Timed {
+    let record = Record::default();
+    let mut spines = Vec::new();
+    for worker in 0..workers {
+        let consumer = format!("worker-{worker}");
+        let backend = partitioned_backend(url, stream, &consumer, partitions).await;
+        spines.push(keyed_spine(&record, backend));
+    }
+    let probe = partitioned_backend(url, stream, "probe", partitions).await;
+    let producer = keyed_spine(&record, probe.clone());
+    let running: Vec<_> = spines
+        .iter()
+        .map(|spine| {
+            let spine = spine.clone();
+            tokio::spawn(async move { spine.run().await })
+        })
+        .collect();
+    settle(&probe, workers).await;
+
+    let start = Instant::now();
+    for chunk in (0..n).collect::<Vec<_>>().chunks(1_000) {
+        producer
+            .emit_all(chunk.iter().copied().map(order))
+            .await
+            .expect("enqueue");
+    }
+    while record.orders.load(Ordering::Relaxed) < n {
+        tokio::time::sleep(Duration::from_micros(200)).await;
+    }
+    let elapsed = start.elapsed();
+    for spine in &spines {
+        spine.stop_handle().stop();
+    }
+    let mut steps = 0;
+    for run in running {
+        let report = run.await.expect("worker task").expect("worker run");
+        assert_eq!(report.failed, 0);
+        steps += report.steps as u64;
+    }
+    assert_eq!(
+        steps,
+        4 * n,
+        "every event taken exactly once across the workers"
+    );
+    assert_eq!(record.orders.load(Ordering::Relaxed), n);
+    Timed {
+        workers,
+        events: 4 * n,
+        elapsed,
+        baseline,
         baseline_per_sec,
         p50_hop_us: None,
         p99_hop_us: None,
